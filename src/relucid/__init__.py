@@ -1,0 +1,80 @@
+"""relucid: make ReLU classifiers transparent and safe.
+
+The public API lives here; modules not re-exported may change without notice.
+
+Representations used throughout: a polytope is ``(A, b)`` meaning ``A @ x <= b``; an
+activation pattern is a boolean array over hidden neurons in layer order (True = active).
+"""
+
+from relucid.domain import Box
+from relucid.errors import (
+    EmptyPolytopeError,
+    InputError,
+    ModelFormatError,
+    RelucidError,
+    SolverError,
+    UnsupportedModelError,
+)
+from relucid.explain import Explainer, ExplainerConfig, WhyExplanation
+from relucid.io import data_dir, from_sequential, load_network, load_nnet, load_onnx, load_torch
+from relucid.lp import LinearProgram, LPResult, LPStatus, SolverTimeout
+from relucid.network import ReluNetwork
+from relucid.pattern import LocalAffine, local_affine
+from relucid.polytope import (
+    Ball,
+    ReductionStats,
+    bounding_box,
+    chebyshev_ball,
+    contains,
+    from_vertices,
+    irredundant_rows,
+    is_empty,
+    is_redundant,
+    sample,
+    vertices,
+)
+from relucid.region import LabelledPolytope, RowKind, RowOrigin, region
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Ball",
+    "Box",
+    "EmptyPolytopeError",
+    "Explainer",
+    "ExplainerConfig",
+    "InputError",
+    "LPResult",
+    "LPStatus",
+    "LabelledPolytope",
+    "LinearProgram",
+    "LocalAffine",
+    "ModelFormatError",
+    "ReductionStats",
+    "RelucidError",
+    "ReluNetwork",
+    "RowKind",
+    "RowOrigin",
+    "SolverError",
+    "SolverTimeout",
+    "UnsupportedModelError",
+    "WhyExplanation",
+    "__version__",
+    "bounding_box",
+    "chebyshev_ball",
+    "contains",
+    "data_dir",
+    "from_sequential",
+    "from_vertices",
+    "irredundant_rows",
+    "is_empty",
+    "is_redundant",
+    "load_network",
+    "load_nnet",
+    "load_onnx",
+    "load_torch",
+    "local_affine",
+    "region",
+    "sample",
+    "vertices",
+]

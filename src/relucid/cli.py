@@ -1,0 +1,120 @@
+"""The ``relucid`` command line: a thin layer over the public API (no algorithm lives here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from relucid.domain import Box
+from relucid.errors import RelucidError
+from relucid.explain import Explainer, ExplainerConfig
+from relucid.network import ReluNetwork
+
+app = typer.Typer(
+    help="relucid: explain, specify and enforce ReLU classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+explain_app = typer.Typer(help="Exact explanations of a network's decisions.", no_args_is_help=True)
+app.add_typer(explain_app, name="explain")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _parse_floats(text: str, what: str) -> np.ndarray:
+    try:
+        return np.array([float(v) for v in text.replace(" ", "").split(",") if v != ""])
+    except ValueError as exc:
+        raise _fail(f"cannot read {what} {text!r}: {exc}") from exc
+
+
+def _load(model: Path, feature_names: str | None, class_names: str | None) -> ReluNetwork:
+    from relucid.io import load_network
+
+    net = load_network(model)
+    changes: dict[str, object] = {}
+    if feature_names:
+        changes["input_names"] = [s.strip() for s in feature_names.split(",")]
+    if class_names:
+        changes["output_names"] = [s.strip() for s in class_names.split(",")]
+    return net.replace(**changes) if changes else net
+
+
+def _domain(text: str, net: ReluNetwork) -> Box | None | str:
+    if text == "model":
+        return "model"
+    if text == "none":
+        return None
+    return Box.parse(text, net.input_dim)
+
+
+@explain_app.command("why")
+def explain_why(
+    model: Annotated[
+        Path, typer.Option(help="Network file: .onnx, .nnet, or a torch state dict (.pt).")
+    ],
+    input: Annotated[str, typer.Option("--input", help="The input, comma-separated: 'v1,v2,...'.")],
+    domain: Annotated[
+        str,
+        typer.Option(
+            help="Input box: 'model' (ranges stated by the file), 'none', 'lo:hi' for every "
+            "feature, or 'lo1:hi1,lo2:hi2,...'."
+        ),
+    ] = "model",
+    feature_names: Annotated[
+        Optional[str], typer.Option(help="Comma-separated names of the input features.")
+    ] = None,
+    class_names: Annotated[
+        Optional[str], typer.Option(help="Comma-separated names of the classes.")
+    ] = None,
+    argmin: Annotated[
+        bool, typer.Option(help="The smallest output is the decision (ACAS Xu convention).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+    max_terms: Annotated[int, typer.Option(help="Terms shown per constraint in text.")] = 6,
+) -> None:
+    """Why does the network give INPUT its class? Prints the exact region of that decision."""
+    try:
+        net = _load(model, feature_names, class_names)
+        x = _parse_floats(input, "input")
+        cfg = ExplainerConfig(decision="argmin" if argmin else "argmax")
+        expl = Explainer(net, domain=_domain(domain, net), config=cfg).why(x)  # type: ignore[arg-type]
+    except RelucidError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(expl.to_dict(), indent=2) + "\n")
+    else:
+        console.print(expl.to_text(max_terms=max_terms), highlight=False, markup=False)
+
+
+@app.command("demo")
+def demo(
+    n_explain: Annotated[int, typer.Option(help="How many test predictions to explain.")] = 3,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Also write the explanations as JSON here.")
+    ] = None,
+) -> None:
+    """Train the paper's WBC network (fixed seed) and explain some test predictions."""
+    from relucid.demo import run_demo
+
+    run_demo(console, n_explain=n_explain, out=out)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,38 @@
+"""The exceptions relucid raises.
+
+Every failure a user can cause (a model we cannot read, an input of the wrong shape, a
+solver that gives up) raises a subclass of :class:`RelucidError` with a message that names
+what went wrong; relucid never turns such a failure into a result.
+"""
+
+from __future__ import annotations
+
+
+class RelucidError(Exception):
+    """Base class of every error relucid raises on purpose."""
+
+
+class UnsupportedModelError(RelucidError):
+    """The model contains a layer or graph node that is not affine-then-ReLU.
+
+    The message names the offending node or layer and its type.
+    """
+
+
+class ModelFormatError(RelucidError):
+    """A model file is malformed (truncated ``.nnet``, inconsistent shapes, unknown suffix)."""
+
+
+class InputError(RelucidError, ValueError):
+    """An input has the wrong shape, or holds NaN or infinite values, or lies off the domain."""
+
+
+class SolverError(RelucidError):
+    """HiGHS reported trouble (numerical failure, unexpected status, time limit).
+
+    Raised instead of returning a result that we cannot trust.
+    """
+
+
+class EmptyPolytopeError(RelucidError):
+    """An operation that needs a non-empty polytope was given an empty one."""

@@ -1,0 +1,234 @@
+"""One thin layer over HiGHS (``highspy``) for every LP and MILP relucid solves.
+
+A :class:`LinearProgram` is built once from dense rows
+
+    minimise / maximise  c^T x   subject to  row_lo <= A x <= row_hi,  col_lo <= x <= col_hi,
+
+(optionally with integer columns) and then re-solved many times with new objectives, row or
+column bounds. HiGHS keeps its basis between solves, so the re-solves are warm-started: this
+reuse is where redundancy removal, bounding boxes and marching get their speed.
+
+Any outcome other than optimal, infeasible or unbounded (time limit, numerical trouble, an
+unexpected status) raises :class:`~relucid.errors.SolverError`; time limits raise its subclass
+:class:`SolverTimeout`. A result is never made up from a solver that gave up.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import highspy
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from relucid.errors import SolverError
+
+FloatArray = NDArray[np.float64]
+INF = highspy.kHighsInf
+
+
+class SolverTimeout(SolverError):
+    """HiGHS stopped at its time limit before proving anything."""
+
+
+class LPStatus(enum.Enum):
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+
+
+@dataclass(frozen=True)
+class LPResult:
+    """Outcome of one solve: ``x`` and ``objective`` are set only when OPTIMAL."""
+
+    status: LPStatus
+    x: FloatArray | None
+    objective: float | None
+
+    @property
+    def optimal(self) -> bool:
+        return self.status is LPStatus.OPTIMAL
+
+
+def _finite_or_inf(v: ArrayLike, n: int, default: float) -> FloatArray:
+    a = np.full(n, default, dtype=np.float64) if v is None else np.asarray(v, dtype=np.float64)
+    a = np.broadcast_to(a, (n,)).astype(np.float64)
+    return np.clip(a, -INF, INF)
+
+
+class LinearProgram:
+    """An LP/MILP over HiGHS, built once and re-solved.
+
+    Parameters
+    ----------
+    A : array (m, n)
+        Constraint rows (dense; HiGHS receives only the non-zeros).
+    row_hi, row_lo : arrays (m,)
+        ``row_lo <= A x <= row_hi``; ``row_lo`` defaults to ``-inf``.
+    col_lo, col_hi : arrays (n,)
+        Variable bounds, default free.
+    integer : indices of integer columns (a MILP), default none.
+    time_limit : seconds per solve, or None for no limit.
+    presolve : HiGHS presolve; off by default, since small re-solved LPs lose more to it
+        than they gain and a warm basis survives only without it.
+    """
+
+    def __init__(
+        self,
+        A: ArrayLike,
+        row_hi: ArrayLike,
+        row_lo: ArrayLike | None = None,
+        *,
+        col_lo: ArrayLike | None = None,
+        col_hi: ArrayLike | None = None,
+        integer: Sequence[int] | NDArray[np.integer] = (),
+        time_limit: float | None = None,
+        presolve: bool = False,
+    ) -> None:
+        a = np.asarray(A, dtype=np.float64)
+        if a.ndim != 2:
+            raise ValueError(f"A must be 2-D, got shape {a.shape}")
+        m, n = a.shape
+        self.num_rows, self.num_cols = m, n
+        self._h = highspy.Highs()
+        h = self._h
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "on" if presolve else "off")
+        if time_limit is not None:
+            if time_limit <= 0:
+                raise ValueError("time_limit must be positive")
+            h.setOptionValue("time_limit", float(time_limit))
+        lp = highspy.HighsLp()
+        lp.num_col_ = n
+        lp.num_row_ = m
+        lp.col_cost_ = np.zeros(n)
+        lp.col_lower_ = _finite_or_inf(col_lo, n, -INF)
+        lp.col_upper_ = _finite_or_inf(col_hi, n, INF)
+        lp.row_lower_ = _finite_or_inf(row_lo, m, -INF)
+        lp.row_upper_ = _finite_or_inf(row_hi, m, INF)
+        nz = a != 0.0
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.num_col_ = n
+        lp.a_matrix_.num_row_ = m
+        lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(nz.sum(axis=1))]).astype(np.int32)
+        lp.a_matrix_.index_ = np.nonzero(nz)[1].astype(np.int32)
+        lp.a_matrix_.value_ = a[nz]
+        integer_idx = np.asarray(integer, dtype=np.int32).reshape(-1)
+        if integer_idx.size:
+            kinds = [highspy.HighsVarType.kContinuous] * n
+            for j in integer_idx:
+                kinds[int(j)] = highspy.HighsVarType.kInteger
+            lp.integrality_ = kinds
+        self.is_mip = bool(integer_idx.size)
+        status = h.passModel(lp)
+        if status == highspy.HighsStatus.kError:
+            raise SolverError("HiGHS refused the model (passModel returned an error)")
+        self._sense: Literal["min", "max"] = "min"
+        self.solves = 0
+        self.solve_seconds = 0.0
+
+    # -- changes -------------------------------------------------------------------------
+    def set_objective(self, c: ArrayLike, sense: Literal["min", "max"] = "min") -> None:
+        """Replace the objective by ``c^T x`` to be minimised or maximised."""
+        cost = np.asarray(c, dtype=np.float64).reshape(-1)
+        if cost.size != self.num_cols:
+            raise ValueError(f"objective has {cost.size} entries for {self.num_cols} columns")
+        self._h.changeColsCost(self.num_cols, np.arange(self.num_cols, dtype=np.int32), cost)
+        if sense != self._sense:
+            self._h.changeObjectiveSense(
+                highspy.ObjSense.kMaximize if sense == "max" else highspy.ObjSense.kMinimize
+            )
+            self._sense = sense
+
+    def set_row_bounds(self, i: int, lo: float, hi: float) -> None:
+        self._h.changeRowBounds(int(i), max(float(lo), -INF), min(float(hi), INF))
+
+    def set_rows_bounds(self, idx: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> None:
+        ii = np.asarray(idx, dtype=np.int32).reshape(-1)
+        lo_a = np.clip(np.broadcast_to(np.asarray(lo, np.float64), ii.shape), -INF, INF)
+        hi_a = np.clip(np.broadcast_to(np.asarray(hi, np.float64), ii.shape), -INF, INF)
+        self._h.changeRowsBounds(ii.size, ii, lo_a.copy(), hi_a.copy())
+
+    def set_col_bounds(self, j: int, lo: float, hi: float) -> None:
+        self._h.changeColBounds(int(j), max(float(lo), -INF), min(float(hi), INF))
+
+    def set_cols_bounds(self, idx: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> None:
+        jj = np.asarray(idx, dtype=np.int32).reshape(-1)
+        lo_a = np.clip(np.broadcast_to(np.asarray(lo, np.float64), jj.shape), -INF, INF)
+        hi_a = np.clip(np.broadcast_to(np.asarray(hi, np.float64), jj.shape), -INF, INF)
+        self._h.changeColsBounds(jj.size, jj, lo_a.copy(), hi_a.copy())
+
+    def add_rows(self, A: ArrayLike, row_hi: ArrayLike, row_lo: ArrayLike | None = None) -> None:
+        """Append rows ``row_lo <= A x <= row_hi`` (they get the next row indices)."""
+        a = np.atleast_2d(np.asarray(A, dtype=np.float64))
+        k = a.shape[0]
+        nz = a != 0.0
+        starts = np.concatenate([[0], np.cumsum(nz.sum(axis=1))[:-1]]).astype(np.int32)
+        self._h.addRows(
+            k,
+            _finite_or_inf(row_lo, k, -INF),
+            _finite_or_inf(row_hi, k, INF),
+            int(nz.sum()),
+            starts,
+            np.nonzero(nz)[1].astype(np.int32),
+            a[nz],
+        )
+        self.num_rows += k
+
+    def set_option(self, name: str, value: float | int | str | bool) -> None:
+        """Set a HiGHS option by name (see the HiGHS option list)."""
+        status = self._h.setOptionValue(name, value)
+        if status == highspy.HighsStatus.kError:
+            raise ValueError(f"HiGHS rejected option {name}={value!r}")
+
+    def set_time_limit(self, seconds: float | None) -> None:
+        self._h.setOptionValue("time_limit", float(seconds) if seconds else INF)
+
+    # -- solving -------------------------------------------------------------------------
+    def solve(self) -> LPResult:
+        """Solve from the current basis; raise :class:`SolverError` on anything but a verdict."""
+        t0 = time.perf_counter()
+        run_status = self._h.run()
+        self.solves += 1
+        status = self._h.getModelStatus()
+        ms = highspy.HighsModelStatus
+        if status == ms.kUnboundedOrInfeasible:
+            # Only presolve or the dual simplex can leave this ambiguous; settle it once with
+            # the primal simplex from scratch.
+            self._strategy = self._h.getOptionValue("simplex_strategy")
+            self._h.setOptionValue("presolve", "off")
+            self._h.setOptionValue("simplex_strategy", 4)
+            self._h.clearSolver()
+            self._h.run()
+            self._h.setOptionValue("simplex_strategy", self._strategy)
+            status = self._h.getModelStatus()
+        self.solve_seconds += time.perf_counter() - t0
+        if status == ms.kOptimal:
+            x = np.array(self._h.getSolution().col_value, dtype=np.float64)
+            obj = float(self._h.getInfo().objective_function_value)
+            return LPResult(LPStatus.OPTIMAL, x, obj)
+        if status == ms.kInfeasible:
+            return LPResult(LPStatus.INFEASIBLE, None, None)
+        if status == ms.kUnbounded:
+            return LPResult(LPStatus.UNBOUNDED, None, None)
+        name = self._h.modelStatusToString(status)
+        if status == ms.kTimeLimit:
+            raise SolverTimeout(f"HiGHS hit its time limit ({name})")
+        raise SolverError(f"HiGHS could not solve the model: {name} (run status {run_status})")
+
+    def maximize(self, c: ArrayLike) -> LPResult:
+        self.set_objective(c, "max")
+        return self.solve()
+
+    def minimize(self, c: ArrayLike) -> LPResult:
+        self.set_objective(c, "min")
+        return self.solve()
+
+    def feasible(self) -> bool:
+        """Whether the current constraints admit a point (zero objective)."""
+        self.set_objective(np.zeros(self.num_cols))
+        return self.solve().status is not LPStatus.INFEASIBLE
