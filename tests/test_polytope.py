@@ -171,7 +171,7 @@ def random_polytope(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 @given(random_polytope())
 def test_reduction_is_exact_on_random_polytopes(poly: tuple[np.ndarray, np.ndarray]) -> None:
     A, b = poly
-    keep, stats, (lo, hi), ball = irredundant_rows(A, b)
+    keep, _stats, (lo, hi), ball = irredundant_rows(A, b)
     assert_reduction_exact(A, b, keep)
     # Bounding box agrees with scipy and with the vertices.
     for j in range(A.shape[1]):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_polytope import assert_reduction_exact
 
 from relucid import (
     Box,
@@ -27,7 +28,6 @@ from relucid import (
     region,
     sample,
 )
-from test_polytope import assert_reduction_exact
 
 
 def hand_net() -> ReluNetwork:
@@ -95,7 +95,7 @@ def test_published_same_region_sign_mistake_would_be_caught() -> None:
     # pentagon of x = (0.5, 0.5) would become x0 + x1 >= -0.5: its vertices would change.
     net = hand_net()
     pat = net.patterns(np.array([0.5, 0.5]))[0]
-    poly, aff = region(net, pat, net.domain, winner=0)
+    poly, _aff = region(net, pat, net.domain, winner=0)
     cls = poly.kind == RowKind.CLASS
     a, b = poly.A[cls][0], poly.b[cls][0]
     np.testing.assert_allclose(a, [-1.0, -1.0])
@@ -105,7 +105,9 @@ def test_published_same_region_sign_mistake_would_be_caught() -> None:
 def random_net(seed: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> ReluNetwork:
     rng = np.random.default_rng(seed)
     sizes = [n_in, *hidden, n_out]
-    ws = [rng.normal(size=(sizes[k + 1], sizes[k])) / np.sqrt(sizes[k]) for k in range(len(sizes) - 1)]
+    ws = [
+        rng.normal(size=(sizes[k + 1], sizes[k])) / np.sqrt(sizes[k]) for k in range(len(sizes) - 1)
+    ]
     bs = [rng.normal(size=sizes[k + 1]) * 0.3 for k in range(len(sizes) - 1)]
     return ReluNetwork(ws, bs, domain=Box(-np.ones(n_in), np.ones(n_in)))
 
@@ -196,3 +198,35 @@ def test_no_domain_gives_unbounded_box() -> None:
     assert np.isinf(expl.lo).all() and expl.vertices is None
     assert not np.isfinite(expl.radius)
     assert expl.num_rows == 2
+
+
+@pytest.fixture(scope="module")
+def wbc():
+    from relucid.datasets import wbc_network
+
+    return wbc_network(random_state=0)
+
+
+def test_wbc_network_explanations(wbc) -> None:
+    net, split = wbc
+    assert (net.predict(split.X_test) == split.y_test).mean() > 0.9
+    for x in split.X_test[:2]:
+        check_explanation(net, x)
+
+
+def test_acas_xu_explanations(shared_data) -> None:
+    from relucid import load_nnet, load_onnx
+
+    net = load_onnx(shared_data / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    dom = load_nnet(
+        shared_data / "acasxu-nnet" / "ACASXU_experimental_v2a_1_1.nnet", normalize_inputs=False
+    ).domain
+    net = net.replace(domain=dom)
+    rng = np.random.default_rng(5)
+    for x in rng.uniform(dom.lo, dom.hi, size=(3, 5)):
+        check_explanation(net, x)
+        expl = Explainer(net).why(x)
+        # V-representation: every vertex satisfies the rows, spans the bounding box.
+        assert expl.vertices is not None and expl.contains(expl.vertices, tol=1e-7).all()
+        np.testing.assert_allclose(expl.vertices.min(axis=0), expl.lo, atol=1e-7)
+        np.testing.assert_allclose(expl.vertices.max(axis=0), expl.hi, atol=1e-7)

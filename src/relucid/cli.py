@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -52,7 +52,7 @@ def _load(model: Path, feature_names: str | None, class_names: str | None) -> Re
     return net.replace(**changes) if changes else net
 
 
-def _domain(text: str, net: ReluNetwork) -> Box | None | str:
+def _domain(text: str, net: ReluNetwork) -> Box | str | None:
     if text == "model":
         return "model"
     if text == "none":
@@ -74,10 +74,10 @@ def explain_why(
         ),
     ] = "model",
     feature_names: Annotated[
-        Optional[str], typer.Option(help="Comma-separated names of the input features.")
+        str | None, typer.Option(help="Comma-separated names of the input features.")
     ] = None,
     class_names: Annotated[
-        Optional[str], typer.Option(help="Comma-separated names of the classes.")
+        str | None, typer.Option(help="Comma-separated names of the classes.")
     ] = None,
     argmin: Annotated[
         bool, typer.Option(help="The smallest output is the decision (ACAS Xu convention).")
@@ -103,7 +103,7 @@ def explain_why(
 def demo(
     n_explain: Annotated[int, typer.Option(help="How many test predictions to explain.")] = 3,
     out: Annotated[
-        Optional[Path], typer.Option(help="Also write the explanations as JSON here.")
+        Path | None, typer.Option(help="Also write the explanations as JSON here.")
     ] = None,
 ) -> None:
     """Train the paper's WBC network (fixed seed) and explain some test predictions."""

@@ -10,6 +10,7 @@ reads raw features and explanations speak in the data's own units.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -80,3 +81,34 @@ def wbc_network(
         name="wbc-4x32",
     )
     return net, split
+
+
+def load_mnist_test(data: Path | None = None) -> tuple[FloatArray, IntArray]:
+    """The official MNIST test set from the shared data folder: pixels in [0, 1], labels.
+
+    Reads ``mnist/t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` (IDX format)
+    under ``data`` (default :func:`relucid.io.data_dir`). Returns ``(X, y)`` with ``X`` of
+    shape (10000, 784) float64 and ``y`` of shape (10000,).
+    """
+    import gzip
+
+    from relucid.io import data_dir
+
+    root = (data or data_dir()) / "mnist"
+    img_path = root / "t10k-images-idx3-ubyte.gz"
+    lab_path = root / "t10k-labels-idx1-ubyte.gz"
+    for p in (img_path, lab_path):
+        if not p.exists():
+            raise FileNotFoundError(f"MNIST file {p} not found (set RELUCID_DATA)")
+    with gzip.open(img_path, "rb") as f:
+        raw = f.read()
+    magic, count, rows, cols = (int.from_bytes(raw[i : i + 4], "big") for i in range(0, 16, 4))
+    if magic != 2051:
+        raise ValueError(f"{img_path}: not an IDX image file (magic {magic})")
+    X = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(count, rows * cols) / 255.0
+    with gzip.open(lab_path, "rb") as f:
+        raw = f.read()
+    if int.from_bytes(raw[:4], "big") != 2049:
+        raise ValueError(f"{lab_path}: not an IDX label file")
+    y = np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
+    return X.astype(np.float64), y

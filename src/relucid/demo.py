@@ -33,7 +33,9 @@ def run_demo(console: Console, n_explain: int = 3, out: Path | None = None) -> N
     for i in range(min(n_explain, len(split.y_test))):
         expl = explainer.why(split.X_test[i])
         console.rule(f"test input {i}: label {split.class_names[split.y_test[i]]!r}")
-        console.print(expl.to_text(max_terms=4, max_box_lines=8), highlight=False, markup=False)
+        console.print(
+            expl.to_text(max_terms=4, max_box_lines=8, max_rows=10), highlight=False, markup=False
+        )
         centre = expl.centre[None, :]
         check = bool(expl.contains(centre)[0]) and net.predict(centre)[0] == expl.predicted
         console.print(

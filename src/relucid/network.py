@@ -79,7 +79,8 @@ class ReluNetwork:
                 )
             if k and w.shape[1] != ws[k - 1].shape[0]:
                 raise ModelFormatError(
-                    f"layer {k}: takes {w.shape[1]} inputs, layer {k - 1} gives {ws[k - 1].shape[0]}"
+                    f"layer {k}: takes {w.shape[1]} inputs, "
+                    f"layer {k - 1} gives {ws[k - 1].shape[0]}"
                 )
             if not (np.isfinite(w).all() and np.isfinite(b).all()):
                 raise ModelFormatError(f"layer {k}: weights or biases are not finite")
@@ -219,8 +220,8 @@ class ReluNetwork:
         for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             lin = torch.nn.Linear(w.shape[1], w.shape[0], dtype=dt)
             with torch.no_grad():
-                lin.weight.copy_(torch.as_tensor(w, dtype=dt))
-                lin.bias.copy_(torch.as_tensor(b, dtype=dt))
+                lin.weight.copy_(torch.tensor(w, dtype=dt))
+                lin.bias.copy_(torch.tensor(b, dtype=dt))
             mods.append(lin)
             if k < last:
                 mods.append(torch.nn.ReLU())

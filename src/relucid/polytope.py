@@ -40,6 +40,8 @@ REDUNDANCY_TOL = 1e-7
 #: Feasibility tolerance handed to HiGHS for geometric LPs (its default 1e-7 is too coarse
 #: for redundancy decisions at REDUNDANCY_TOL).
 LP_FEAS_TOL = 1e-9
+#: Above this input dimension the first (cold) LP of a model is solved by interior point.
+IPM_MIN_DIM = 64
 
 
 def _check(A: ArrayLike, b: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -66,7 +68,7 @@ def _lp(a: FloatArray, b: FloatArray) -> LinearProgram:
     """A geometric LP: tight tolerances, primal simplex (every re-solve here changes only the
     objective or relaxes a row, which keeps the last basis primal feasible; measured 25 %
     fewer iterations than the dual simplex on WBC regions)."""
-    lp = LinearProgram(a, b)
+    lp = LinearProgram(a, b, cold_start_ipm=a.shape[1] > IPM_MIN_DIM)
     lp.set_option("primal_feasibility_tolerance", LP_FEAS_TOL)
     lp.set_option("dual_feasibility_tolerance", LP_FEAS_TOL)
     lp.set_option("simplex_strategy", 4)
@@ -115,7 +117,11 @@ def chebyshev_ball(A: ArrayLike, b: ArrayLike, max_radius: float = 1e12) -> Ball
     n = a.shape[1]
     rows = np.hstack([a[keep], np.ones((int(keep.sum()), 1))])
     lp = LinearProgram(
-        rows, bb[keep], col_lo=[*([-np.inf] * n), 0.0], col_hi=[*([np.inf] * n), max_radius]
+        rows,
+        bb[keep],
+        col_lo=[*([-np.inf] * n), 0.0],
+        col_hi=[*([np.inf] * n), max_radius],
+        cold_start_ipm=n > IPM_MIN_DIM,
     )
     lp.set_option("primal_feasibility_tolerance", LP_FEAS_TOL)
     c = np.zeros(n + 1)
@@ -302,7 +308,7 @@ def irredundant_rows(
     sub = _lp(a[cand], bb[cand])
     keep_mask = np.ones(cand.size, dtype=bool)
     lps = 0
-    for k in np.flatnonzero(~certified):
+    for k in (int(v) for v in np.flatnonzero(~certified)):
         bk = bb[cand[k]]
         sub.set_row_bounds(k, -np.inf, bk + 1.0)
         res = sub.maximize(a[cand[k]])

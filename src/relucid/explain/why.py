@@ -205,8 +205,8 @@ class WhyExplanation:
         )
         for j in tight[:max_box_lines]:
             lines.append(
-                f"  {self.lo[j] + 0.0:>12.6g} <= {self.feature_names[j]} <= {self.hi[j] + 0.0:<12.6g}"
-                f" (input {self.x[j]:.6g})"
+                f"  {self.lo[j] + 0.0:>12.6g} <= {self.feature_names[j]} "
+                f"<= {self.hi[j] + 0.0:<12.6g} (input {self.x[j]:.6g})"
             )
         if tight.size > max_box_lines:
             lines.append(f"  ... and {tight.size - max_box_lines} more features")

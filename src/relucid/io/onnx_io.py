@@ -258,7 +258,7 @@ def load_onnx(
     shape = tuple(dims)
     n_in = int(np.prod(shape))
     chain = _Chain(head=real[0].name, shape=shape, p=np.zeros(n_in))
-    computed = {chain.head}
+    computed = {chain.head: chain.shape}  # every tensor on the chain, with its shape
     produced = {o for node in g.node for o in node.output}
     for idx, node in enumerate(g.node):
         label = _label(node, idx)
@@ -273,6 +273,10 @@ def load_onnx(
                     f"{label} ({node.op_type}) reads {name!r}, which is not on the chain from "
                     f"the input {real[0].name!r}"
                 )
+        if node.op_type == "Shape":  # shapes are known: Shape is a constant
+            outs = _fold(node, label, {dynamic[0]: np.zeros(computed[dynamic[0]])}, opsets)
+            consts.update(zip(node.output, outs, strict=False))
+            continue
         if len(set(dynamic)) > 1:
             raise UnsupportedModelError(
                 f"{label} ({node.op_type}) combines computed tensors {dynamic} (a residual or "
@@ -288,13 +292,9 @@ def load_onnx(
                 f"{label} ({node.op_type}) reads {dynamic[0]!r} after another node did: the "
                 "graph branches; relucid reads a single chain of affine layers and ReLUs"
             )
-        if node.op_type == "Shape":
-            outs = _fold(node, label, {dynamic[0]: np.zeros(chain.shape)}, opsets)
-            consts.update(zip(node.output, outs, strict=False))
-            continue
         _step(chain, node, label, [consts.get(i) if i else None for i in node.input])
         chain.head = node.output[0]
-        computed.add(chain.head)
+        computed[chain.head] = chain.shape
     outputs = [o.name for o in g.output]
     if outputs != [chain.head]:
         raise UnsupportedModelError(

@@ -1,0 +1,169 @@
+"""Benchmark of ``why(x)`` against the naive redundancy pass (issue: core and "why").
+
+For each network, time the full ``Explainer.why`` (pattern, region, reduction, bounding box,
+vertices where n <= 6) and, on a subset, the naive baseline: one
+``scipy.optimize.linprog`` redundancy LP per row of the same system, removing redundant
+rows as found (the paper's sequential pass). Checks that both keep the same rows.
+
+Run: ``python benchmarks/why.py [--quick]``; writes ``benchmarks/results/why.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from scipy.optimize import linprog
+
+from relucid import Box, Explainer, ReluNetwork, data_dir, load_nnet, load_onnx, region
+from relucid.datasets import load_mnist_test, wbc_network
+from relucid.polytope import REDUNDANCY_TOL, normalize
+
+RESULTS = Path(__file__).parent / "results" / "why.json"
+
+
+def naive_irredundant(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The paper's pass: for each row in order, one LP over the rows still kept."""
+    a, bb, norms = normalize(A, b)
+    keep = norms > 0
+    n = a.shape[1]
+    for i in range(a.shape[0]):
+        if not keep[i]:
+            continue
+        others = keep.copy()
+        others[i] = False
+        res = linprog(
+            -a[i],
+            A_ub=np.vstack([a[others], a[i]]),
+            b_ub=np.r_[bb[others], bb[i] + 1.0],
+            bounds=[(None, None)] * n,
+            method="highs",
+        )
+        if res.status == 0 and -res.fun <= bb[i] + REDUNDANCY_TOL * (1 + abs(bb[i])):
+            keep[i] = False
+    return np.flatnonzero(keep)
+
+
+def same_rows(A: np.ndarray, b: np.ndarray, k1: np.ndarray, k2: np.ndarray) -> bool:
+    """Equal index sets, or equal as half-spaces (exact duplicates may swap)."""
+    if np.array_equal(np.sort(k1), np.sort(k2)):
+        return True
+    a, bb, _ = normalize(A, b)
+    h1 = {tuple(np.round(np.r_[a[i], bb[i]], 9)) for i in k1}
+    h2 = {tuple(np.round(np.r_[a[i], bb[i]], 9)) for i in k2}
+    return h1 == h2
+
+
+def run_case(
+    name: str, net: ReluNetwork, domain: Box, X: np.ndarray, n_naive: int, console: Console
+) -> dict[str, Any]:
+    ex = Explainer(net, domain=domain)
+    times, naive_times, agree, rows, kept, lps = [], [], [], [], [], []
+    ex.why(X[0])  # warm-up (imports, BLAS)
+    for k, x in enumerate(X):
+        t0 = time.perf_counter()
+        expl = ex.why(x)
+        times.append(time.perf_counter() - t0)
+        rows.append(expl.rows_before)
+        kept.append(expl.num_rows)
+        lps.append(expl.stats.lps)
+        if k < n_naive:
+            poly, _ = region(net, expl.pattern, domain, winner=expl.predicted)
+            t0 = time.perf_counter()
+            keep_naive = naive_irredundant(poly.A, poly.b)
+            naive_times.append(time.perf_counter() - t0)
+            from relucid.polytope import irredundant_rows
+
+            keep_ours, *_ = irredundant_rows(poly.A, poly.b)
+            agree.append(same_rows(poly.A, poly.b, keep_ours, keep_naive))
+            console.log(
+                f"{name} #{k}: why {times[-1] * 1e3:.1f} ms, naive {naive_times[-1] * 1e3:.0f} ms, "
+                f"rows {len(keep_ours)}/{len(keep_naive)} same={agree[-1]}"
+            )
+    t = np.array(times)
+    row: dict[str, Any] = {
+        "network": name,
+        "inputs": len(X),
+        "why_median_ms": float(np.median(t) * 1e3),
+        "why_p95_ms": float(np.percentile(t, 95) * 1e3),
+        "rows_median": float(np.median(rows)),
+        "irredundant_median": float(np.median(kept)),
+        "lps_median": float(np.median(lps)),
+        "naive_inputs": len(naive_times),
+    }
+    if naive_times:
+        nt = np.array(naive_times)
+        paired = t[: len(nt)]
+        row.update(
+            naive_median_ms=float(np.median(nt) * 1e3),
+            speedup_median=float(np.median(nt / paired)),
+            speedup_total=float(nt.sum() / paired.sum()),
+            same_rows_as_naive=int(sum(agree)),
+            same_rows_all=bool(all(agree)),
+        )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer inputs (smoke run)")
+    parser.add_argument("--skip-mnist", action="store_true")
+    args = parser.parse_args()
+    console = Console()
+    rng = np.random.default_rng(0)
+    rows = []
+
+    net, split = wbc_network(random_state=0)
+    n = 10 if args.quick else 50
+    rows.append(run_case("wbc-4x32", net, net.domain, split.X_test[:n], n, console))
+
+    root = data_dir()
+    acas = load_onnx(root / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    dom = load_nnet(
+        root / "acasxu-nnet" / "ACASXU_experimental_v2a_1_1.nnet", normalize_inputs=False
+    ).domain
+    assert dom is not None
+    n = 20 if args.quick else 100
+    Xa = rng.uniform(dom.lo, dom.hi, size=(n, 5))
+    rows.append(run_case("acasxu-1_1", acas, dom, Xa, n, console))
+
+    if not args.skip_mnist:
+        mnist = load_onnx(root / "mnistfc" / "mnist-net_256x4.onnx")
+        Xm, _ = load_mnist_test()
+        n = 3 if args.quick else 20
+        box = Box(np.zeros(784), np.ones(784))
+        rows.append(run_case("mnist-256x4", mnist, box, Xm[:n], 1 if args.quick else 2, console))
+
+    table = Table(title="why(x): full explanation vs naive redundancy pass")
+    for col in rows[0]:
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            *(
+                f"{r.get(c, ''):.4g}" if isinstance(r.get(c), float) else str(r.get(c, ""))
+                for c in rows[0]
+            )
+        )
+    console.print(table)
+    out = {
+        "machine": f"{platform.node()} {platform.machine()} {platform.processor()} "
+        f"python {platform.python_version()}",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/why.py" + (" --quick" if args.quick else ""),
+        "rows": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
