@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from relucid.cli import app
 from relucid.io import save_torch
+
 from test_why import hand_net
 
 runner = CliRunner()

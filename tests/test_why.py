@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_polytope import assert_reduction_exact
 
 from relucid import (
     Box,
@@ -28,6 +27,8 @@ from relucid import (
     region,
     sample,
 )
+
+from test_polytope import assert_reduction_exact
 
 
 def hand_net() -> ReluNetwork:

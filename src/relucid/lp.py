@@ -31,6 +31,13 @@ FloatArray = NDArray[np.float64]
 INF = highspy.kHighsInf
 
 
+_VERDICTS = (
+    highspy.HighsModelStatus.kOptimal,
+    highspy.HighsModelStatus.kInfeasible,
+    highspy.HighsModelStatus.kUnbounded,
+)
+
+
 class SolverTimeout(SolverError):
     """HiGHS stopped at its time limit before proving anything."""
 
@@ -135,6 +142,7 @@ class LinearProgram:
         self._strategy = 1  # HiGHS's default simplex strategy (dual)
         self._cold_ipm = cold_start_ipm and not self.is_mip
         self.solves = 0
+        self.retries = 0
         self.solve_seconds = 0.0
 
     # -- changes -------------------------------------------------------------------------
@@ -219,6 +227,13 @@ class LinearProgram:
             self._h.clearSolver()
             self._h.run()
             self._h.setOptionValue("simplex_strategy", self._strategy)
+            status = self._h.getModelStatus()
+        if status not in _VERDICTS and status != ms.kTimeLimit:
+            # A warm basis can leave HiGHS stuck (status Unknown, or a numerical failure).
+            # Retry once from scratch before reporting trouble.
+            self.retries += 1
+            self._h.clearSolver()
+            run_status = self._h.run()
             status = self._h.getModelStatus()
         self.solve_seconds += time.perf_counter() - t0
         if status == ms.kOptimal:

@@ -23,6 +23,8 @@ and settles the rest with one warm-started LP each, removing redundant rows as i
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,11 @@ REDUNDANCY_TOL = 1e-7
 LP_FEAS_TOL = 1e-9
 #: Above this input dimension the first (cold) LP of a model is solved by interior point.
 IPM_MIN_DIM = 64
+#: The row under test is relaxed only to b_i + CAP * tol: enough to tell redundant from not,
+#: and the simplex stops after a short move instead of travelling far beyond the facet.
+CAP = 100.0
+#: Below this many LP tests, threads cost more than they save.
+PARALLEL_MIN_ROWS = 256
 
 
 def _check(A: ArrayLike, b: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -136,21 +143,32 @@ def chebyshev_ball(A: ArrayLike, b: ArrayLike, max_radius: float = 1e12) -> Ball
 
 
 def bounding_box(
-    A: ArrayLike, b: ArrayLike, lp: LinearProgram | None = None
+    A: ArrayLike, b: ArrayLike, *, check_empty: bool = True
 ) -> tuple[FloatArray, FloatArray]:
-    """The smallest box ``[lo, hi]`` containing ``P``: 2n LPs on one warm-started model.
+    """The smallest box ``[lo, hi]`` containing ``P``: up to 2n support LPs on one model.
 
-    Sides in which ``P`` is unbounded are infinite. Raises :class:`EmptyPolytopeError`.
-    LP optima already seen are reused: a coordinate that an earlier optimum puts on the
-    largest value any row allows needs no LP of its own.
+    Sides in which ``P`` is unbounded are infinite. Raises :class:`EmptyPolytopeError`
+    (unless ``check_empty=False``, for callers that already know ``P`` is not empty).
+    Maximisers already seen are reused: a coordinate that an earlier maximiser puts on the
+    largest value an axis-aligned row allows needs no LP of its own.
     """
+    lo, hi, _ = _bounding_box(A, b, check_empty=check_empty)
+    return lo, hi
+
+
+def _bounding_box(
+    A: ArrayLike, b: ArrayLike, *, check_empty: bool = True
+) -> tuple[FloatArray, FloatArray, int]:
+    """:func:`bounding_box`, plus the number of LPs it solved."""
     a, bb, norms = normalize(A, b)
     if (bb[norms == 0] < 0).any():
         raise EmptyPolytopeError("polytope is empty (a zero row has a negative offset)")
     keep = norms > 0
     a, bb = a[keep], bb[keep]
     n = a.shape[1]
-    model = lp if lp is not None else _lp(a, bb)
+    if check_empty and is_empty(a, bb):
+        raise EmptyPolytopeError("polytope is empty")
+    model = _SupportLP(a, bb)
     lo = np.full(n, -np.inf)
     hi = np.full(n, np.inf)
     # Sides pinned by an axis-aligned row: x_j <= u from a row e_j (or -e_j).
@@ -164,36 +182,33 @@ def bounding_box(
             axis_lo[j] = max(axis_lo[j], bb[i] / a[i, j])
     seen_hi = np.full(n, -np.inf)
     seen_lo = np.full(n, np.inf)
+    slack_tol = 1e-7 * (1 + np.abs(bb))
     for j in range(n):
-        for sense in ("max", "min"):
-            if (
-                sense == "max"
-                and np.isfinite(axis_hi[j])
-                and seen_hi[j] >= axis_hi[j] - 1e-12 * (1 + abs(axis_hi[j]))
-            ):
-                hi[j] = axis_hi[j]
-                continue
-            if (
-                sense == "min"
-                and np.isfinite(axis_lo[j])
-                and seen_lo[j] <= axis_lo[j] + 1e-12 * (1 + abs(axis_lo[j]))
-            ):
-                lo[j] = axis_lo[j]
+        for sign in (1.0, -1.0):
+            pinned, seen = (axis_hi[j], seen_hi[j]) if sign > 0 else (-axis_lo[j], -seen_lo[j])
+            if np.isfinite(pinned) and seen >= pinned - 1e-12 * (1 + abs(pinned)):
+                if sign > 0:
+                    hi[j] = axis_hi[j]
+                else:
+                    lo[j] = axis_lo[j]
                 continue
             e = np.zeros(n)
-            e[j] = 1.0
-            res = model.maximize(e) if sense == "max" else model.minimize(e)
-            if res.status is LPStatus.INFEASIBLE:
-                raise EmptyPolytopeError("polytope is empty")
-            if res.status is LPStatus.UNBOUNDED or res.x is None:
-                continue
-            if sense == "max":
-                hi[j] = res.x[j]
+            e[j] = sign
+            value = model.support(e)
+            if sign > 0:
+                hi[j] = value
             else:
-                lo[j] = res.x[j]
-            seen_hi = np.maximum(seen_hi, res.x)
-            seen_lo = np.minimum(seen_lo, res.x)
-    return lo, hi
+                lo[j] = -value
+            if np.isfinite(value):
+                x = model.point()
+                # HiGHS's sign convention for row duals is not ours to rely on: keep the
+                # maximiser only if it is one (inside P, attaining the value).
+                for cand in (x, -x):
+                    if (a @ cand <= bb + slack_tol).all() and abs(cand[j] * sign - value) <= 1e-7:
+                        seen_hi = np.maximum(seen_hi, cand)
+                        seen_lo = np.minimum(seen_lo, cand)
+                        break
+    return lo, hi, model.lp.solves
 
 
 def _box_max(a: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
@@ -214,6 +229,7 @@ class ReductionStats:
     ray_certified: int
     lps: int
     lp_redundant: int
+    workers: int = 1
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -256,18 +272,110 @@ def _ray_certify(
     return certified
 
 
+class _SupportLP:
+    """Support-function LPs ``h(c) = max { c x : A x <= b }`` solved in dual form.
+
+    ``h(c) = min { b^T lam : A^T lam = c, lam >= 0 }``. Changing ``c`` changes only the
+    right-hand side, so the last optimal basis stays dual feasible and the dual simplex
+    re-solves in few pivots: on WBC regions (30 inputs, 189 rows) 4x fewer iterations than
+    the primal form, on MNIST regions (784 inputs, 2601 rows) 70 ms per LP instead of 2.5 s.
+    Dropping row ``k`` fixes ``lam_k = 0``; raising its offset changes one cost.
+    """
+
+    def __init__(self, a: FloatArray, b: FloatArray) -> None:
+        m, n = a.shape
+        self.a, self.b, self.n = a, b, n
+        self.cost = b.copy()
+        self.lp = LinearProgram(
+            a.T,
+            a[0] if m else np.zeros(n),
+            a[0] if m else np.zeros(n),
+            col_lo=np.zeros(m),
+            col_hi=np.full(m, np.inf),
+        )
+        self.lp.set_option("primal_feasibility_tolerance", LP_FEAS_TOL)
+        self.lp.set_option("dual_feasibility_tolerance", LP_FEAS_TOL)
+        self.lp.set_objective(self.cost, "min")
+        self._rows = np.arange(n, dtype=np.int32)
+
+    def support(self, c: FloatArray) -> float:
+        """``max c x`` over the current rows (``inf`` when unbounded)."""
+        self.lp.set_rows_bounds(self._rows, c, c)
+        res = self.lp.solve()
+        if res.status is LPStatus.INFEASIBLE:  # dual infeasible: the primal is unbounded
+            return np.inf
+        if res.status is LPStatus.UNBOUNDED or res.objective is None:
+            raise EmptyPolytopeError("polytope is empty (its support LP is unbounded below)")
+        return res.objective
+
+    def point(self) -> FloatArray:
+        """The primal maximiser of the last solve (the duals of ``A^T lam = c``)."""
+        return np.array(self.lp._h.getSolution().row_dual, dtype=np.float64)
+
+    def set_offset(self, k: int, value: float) -> None:
+        self.cost[k] = value
+        self.lp._h.changeColCost(int(k), float(value))
+
+    def drop(self, k: int) -> None:
+        self.lp.set_col_bounds(k, 0.0, 0.0)
+
+
+def _chain_order(a: FloatArray, rows: IntArray) -> IntArray:
+    """Order rows so that consecutive normals are close (greedy nearest neighbour).
+
+    Consecutive support LPs then differ little in their right-hand side, and the dual simplex
+    needs fewer pivots from the previous basis.
+    """
+    if rows.size <= 2:
+        return rows
+    g = a[rows] @ a[rows].T
+    used = np.zeros(rows.size, dtype=bool)
+    order = [0]
+    used[0] = True
+    for _ in range(rows.size - 1):
+        nxt = int(np.argmax(np.where(used, -np.inf, g[order[-1]])))
+        order.append(nxt)
+        used[nxt] = True
+    return rows[np.array(order)]
+
+
+def _settle_rows(a: FloatArray, b: FloatArray, rows: IntArray, tol: float) -> IntArray:
+    """Exact LP test of ``rows`` against all rows of ``(a, b)``; returns the redundant ones.
+
+    Row ``k``'s offset is raised to ``b_k + CAP * tol`` and ``h(a_k)`` computed: an optimum
+    within ``tol`` of ``b_k`` means redundant (the row is then dropped from the model, so that
+    of two equal rows in one chunk only one goes). Rows of other chunks stay in this model,
+    which is harmless: redundant rows do not change the polytope, and exact duplicates were
+    merged before.
+    """
+    model = _SupportLP(a, b)
+    redundant: list[int] = []
+    for k in (int(v) for v in _chain_order(a, rows)):
+        bk = b[k]
+        model.set_offset(k, bk + CAP * tol * (1 + abs(bk)))
+        value = model.support(a[k])
+        model.set_offset(k, bk)
+        if value <= bk + tol * (1 + abs(bk)):
+            redundant.append(k)
+            model.drop(k)
+    return np.array(redundant, dtype=np.int64)
+
+
 def irredundant_rows(
     A: ArrayLike,
     b: ArrayLike,
     *,
     tol: float = REDUNDANCY_TOL,
     random_state: int = 0,
+    workers: int | None = None,
 ) -> tuple[IntArray, ReductionStats, tuple[FloatArray, FloatArray], Ball]:
     """Indices of an irredundant subset of rows describing the same polytope.
 
     Returns ``(keep, stats, (lo, hi), ball)``: the kept row indices in increasing order,
     counts of how rows were decided, the bounding box and the Chebyshev ball of ``P``
     (both computed on the way). Raises :class:`EmptyPolytopeError` if ``P`` is empty.
+    ``workers`` threads share the LP tests (default: up to 4 cores when at least
+    ``PARALLEL_MIN_ROWS`` rows need an LP, else 1).
     """
     a, bb, norms = normalize(A, b)
     m, n = a.shape
@@ -275,8 +383,8 @@ def irredundant_rows(
     if (bb[zero] < -tol).any():
         raise EmptyPolytopeError("polytope is empty (a zero row has a negative offset)")
     live = np.flatnonzero(~zero)
-    lp = _lp(a[live], bb[live])
-    lo, hi = bounding_box(a[live], bb[live], lp=lp)
+    ball = chebyshev_ball(a[live], bb[live])  # raises EmptyPolytopeError
+    lo, hi, bbox_lps = _bounding_box(a[live], bb[live], check_empty=False)
 
     # 2. rows that cannot bind inside the bounding box.
     bmax = _box_max(a[live], lo, hi)
@@ -295,8 +403,7 @@ def irredundant_rows(
     dup_mask[order[same_as_prev]] = True
     cand = cand[~dup_mask]
 
-    # 4. ray shooting from the Chebyshev centre of the candidate system.
-    ball = chebyshev_ball(a[cand], bb[cand])
+    # 4. ray shooting from the Chebyshev centre (of P: the filtered rows changed nothing).
     certified = np.zeros(cand.size, dtype=bool)
     if np.isfinite(ball.radius) and ball.radius > 10 * tol:
         rng = np.random.default_rng(random_state)
@@ -304,24 +411,22 @@ def irredundant_rows(
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
         certified = _ray_certify(a[cand], bb[cand], ball.centre, dirs, tol)
 
-    # 5. one LP per undecided row, on a model of the candidates only.
-    sub = _lp(a[cand], bb[cand])
+    # 5. one LP per undecided row, on models of the candidates, split across threads
+    # (HiGHS releases the GIL while it solves).
+    undecided = np.flatnonzero(~certified)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4) if undecided.size >= PARALLEL_MIN_ROWS else 1
+    chunks = [c for c in np.array_split(undecided, max(1, workers)) if c.size]
+    a_c, b_c = a[cand], bb[cand]
+    if len(chunks) > 1:
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            found = list(pool.map(lambda c: _settle_rows(a_c, b_c, c, tol), chunks))
+    else:
+        found = [_settle_rows(a_c, b_c, c, tol) for c in chunks]
     keep_mask = np.ones(cand.size, dtype=bool)
-    lps = 0
-    for k in (int(v) for v in np.flatnonzero(~certified)):
-        bk = bb[cand[k]]
-        sub.set_row_bounds(k, -np.inf, bk + 1.0)
-        res = sub.maximize(a[cand[k]])
-        lps += 1
-        if (
-            res.status is LPStatus.OPTIMAL
-            and res.objective is not None
-            and (res.objective <= bk + tol * (1 + abs(bk)))
-        ):
-            keep_mask[k] = False
-            sub.set_row_bounds(k, -np.inf, np.inf)
-        else:
-            sub.set_row_bounds(k, -np.inf, bk)
+    for red in found:
+        keep_mask[red] = False
+    lps = int(undecided.size)
     keep = np.sort(cand[keep_mask]).astype(np.int64)
     stats = ReductionStats(
         rows=m,
@@ -329,8 +434,9 @@ def irredundant_rows(
         box_filtered=int(box_red.sum()),
         duplicates=int(dup_mask.sum()),
         ray_certified=int(certified.sum()),
-        lps=lps + 2 * n + 1,
+        lps=lps + bbox_lps + 1,
         lp_redundant=int((~keep_mask).sum()),
+        workers=len(chunks),
     )
     return keep, stats, (lo, hi), ball
 
