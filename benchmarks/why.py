@@ -26,6 +26,7 @@ from scipy.optimize import linprog
 from relucid import Box, Explainer, ReluNetwork, data_dir, load_nnet, load_onnx, region
 from relucid.datasets import load_mnist_test, wbc_network
 from relucid.polytope import REDUNDANCY_TOL, normalize
+from relucid.redundancy import irredundant_rows
 
 RESULTS = Path(__file__).parent / "results" / "why.json"
 
@@ -119,8 +120,6 @@ def run_case(
         lps.append(expl.stats.lps)
         if k < n_naive and sample_rows:
             poly, _ = region(net, expl.pattern, domain, winner=expl.predicted)
-            from relucid.polytope import irredundant_rows
-
             keep_ours, *_ = irredundant_rows(poly.A, poly.b)
             est, ok, total = naive_sampled(poly.A, poly.b, keep_ours, sample_rows, seed=k)
             naive_times.append(est)
@@ -134,8 +133,6 @@ def run_case(
             t0 = time.perf_counter()
             keep_naive = naive_irredundant(poly.A, poly.b)
             naive_times.append(time.perf_counter() - t0)
-            from relucid.polytope import irredundant_rows
-
             keep_ours, *_ = irredundant_rows(poly.A, poly.b)
             agree.append(same_rows(poly.A, poly.b, keep_ours, keep_naive))
             console.log(
@@ -202,15 +199,13 @@ def main() -> None:
         rows[-1]["naive_estimated_from_sampled_rows"] = 40
 
     table = Table(title="why(x): full explanation vs naive redundancy pass")
-    for col in rows[0]:
-        table.add_column(col, justify="right")
+    table.add_column("figure")
     for r in rows:
-        table.add_row(
-            *(
-                f"{r.get(c, ''):.4g}" if isinstance(r.get(c), float) else str(r.get(c, ""))
-                for c in rows[0]
-            )
-        )
+        table.add_column(str(r["network"]), justify="right")
+    keys = [k for k in rows[0] if k != "network"] + [k for r in rows for k in r if k not in rows[0]]
+    for k in dict.fromkeys(keys):
+        cells = [r.get(k, "") for r in rows]
+        table.add_row(k, *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells))
     console.print(table)
     out = {
         "machine": f"{platform.node()} {platform.machine()} {platform.processor()} "

@@ -23,6 +23,8 @@ from relucid import (
     InputError,
     ReluNetwork,
     RowKind,
+    contains,
+    irredundant_rows,
     local_affine,
     region,
     sample,
@@ -117,8 +119,6 @@ def check_explanation(net: ReluNetwork, x: np.ndarray, seed: int = 0) -> None:
     expl = Explainer(net).why(x)
     # 1. The reduction is exact w.r.t. the full region system (scipy LPs).
     poly, aff = region(net, expl.pattern, net.domain, winner=expl.predicted)
-    from relucid.polytope import irredundant_rows
-
     keep, *_ = irredundant_rows(poly.A, poly.b)
     assert_reduction_exact(poly.A, poly.b, keep)
     # 2. Sampled points: x's pattern and class; network == local affine map.
@@ -136,8 +136,6 @@ def check_explanation(net: ReluNetwork, x: np.ndarray, seed: int = 0) -> None:
     # 3. The original system and the reduced one agree on random points near the region.
     rng = np.random.default_rng(seed)
     probe = expl.centre + rng.normal(size=(2000, net.input_dim)) * (expl.hi - expl.lo)
-    from relucid import contains
-
     full = contains(poly.A, poly.b, probe, tol=0)
     red = contains(expl.A, expl.b, probe, tol=0)
     nz = np.linalg.norm(poly.A, axis=1) > 0

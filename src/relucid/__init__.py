@@ -22,17 +22,16 @@ from relucid.network import ReluNetwork
 from relucid.pattern import LocalAffine, local_affine
 from relucid.polytope import (
     Ball,
-    ReductionStats,
     bounding_box,
     chebyshev_ball,
     contains,
     from_vertices,
-    irredundant_rows,
     is_empty,
     is_redundant,
     sample,
     vertices,
 )
+from relucid.redundancy import ReductionStats, irredundant_rows
 from relucid.region import LabelledPolytope, RowKind, RowOrigin, region
 
 __version__ = "0.1.0"

@@ -26,7 +26,8 @@ from numpy.typing import ArrayLike, NDArray
 from relucid.domain import Box, as_box
 from relucid.errors import InputError
 from relucid.network import ReluNetwork
-from relucid.polytope import ReductionStats, irredundant_rows, vertices
+from relucid.polytope import contains, vertices
+from relucid.redundancy import ReductionStats, irredundant_rows
 from relucid.region import RowKind, RowOrigin, region
 
 FloatArray = NDArray[np.float64]
@@ -101,8 +102,6 @@ class WhyExplanation:
 
     def contains(self, X: ArrayLike, tol: float = 1e-9) -> NDArray[np.bool_]:
         """Whether points lie in the explained region (scaled rows, tolerance ``tol``)."""
-        from relucid.polytope import contains
-
         return contains(self.A, self.b, X, tol)
 
     def to_dict(self) -> dict[str, Any]:
