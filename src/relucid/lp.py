@@ -207,8 +207,11 @@ class LinearProgram:
         self._h.setOptionValue("time_limit", float(seconds) if seconds else INF)
 
     # -- solving -------------------------------------------------------------------------
-    def solve(self) -> LPResult:
-        """Solve from the current basis; raise :class:`SolverError` on anything but a verdict."""
+    def solve(self, want_x: bool = True) -> LPResult:
+        """Solve from the current basis; raise :class:`SolverError` on anything but a verdict.
+
+        ``want_x=False`` skips copying the solution out (hot loops that need only the value).
+        """
         t0 = time.perf_counter()
         if self._cold_ipm and self.solves == 0:
             self._h.setOptionValue("solver", "ipm")
@@ -237,8 +240,8 @@ class LinearProgram:
             status = self._h.getModelStatus()
         self.solve_seconds += time.perf_counter() - t0
         if status == ms.kOptimal:
-            x = np.array(self._h.getSolution().col_value, dtype=np.float64)
-            obj = float(self._h.getInfo().objective_function_value)
+            x = np.array(self._h.getSolution().col_value, dtype=np.float64) if want_x else None
+            obj = float(self._h.getObjectiveValue())
             return LPResult(LPStatus.OPTIMAL, x, obj)
         if status == ms.kInfeasible:
             return LPResult(LPStatus.INFEASIBLE, None, None)

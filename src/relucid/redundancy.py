@@ -45,6 +45,8 @@ IntArray = NDArray[np.int64]
 CAP = 100.0
 #: Below this many LP tests, threads cost more than they save.
 PARALLEL_MIN_ROWS = 256
+#: Random ray directions (32 n of them) only up to this dimension.
+RANDOM_RAYS_MAX_DIM = 16
 
 
 def _box_max(a: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
@@ -127,8 +129,8 @@ def _chain_order(a: FloatArray, rows: IntArray) -> IntArray:
     return rows[np.array(order)]
 
 
-def _settle_rows(a: FloatArray, b: FloatArray, rows: IntArray, tol: float) -> IntArray:
-    """Exact LP test of ``rows`` against all rows of ``(a, b)``; returns the redundant ones.
+def _settle_rows(model: SupportLP, rows: IntArray, tol: float) -> IntArray:
+    """Exact LP test of ``rows`` against the model's other rows; returns the redundant ones.
 
     Row ``k``'s offset is raised to ``b_k + CAP * tol`` and ``h(a_k)`` computed: an optimum
     within ``tol`` of ``b_k`` means redundant (the row is then dropped from the model, so that
@@ -136,7 +138,7 @@ def _settle_rows(a: FloatArray, b: FloatArray, rows: IntArray, tol: float) -> In
     which is harmless: redundant rows do not change the polytope, and exact duplicates were
     merged before.
     """
-    model = SupportLP(a, b)
+    a, b = model.a, model.b
     redundant: list[int] = []
     for k in (int(v) for v in _chain_order(a, rows)):
         bk = b[k]
@@ -172,7 +174,10 @@ def irredundant_rows(
         raise EmptyPolytopeError("polytope is empty (a zero row has a negative offset)")
     live = np.flatnonzero(~zero)
     ball = chebyshev_ball(a[live], bb[live])  # raises EmptyPolytopeError
-    lo, hi, bbox_lps = _bounding_box(a[live], bb[live], check_empty=False)
+    # One support-LP model serves the bounding box and then the row tests: its basis stays
+    # warm. Model row r is live[r].
+    model = SupportLP(a[live], bb[live])
+    lo, hi, bbox_lps = _bounding_box(a[live], bb[live], check_empty=False, model=model)
 
     # 2. rows that cannot bind inside the bounding box.
     bmax = _box_max(a[live], lo, hi)
@@ -191,31 +196,49 @@ def irredundant_rows(
     dup_mask[order[same_as_prev]] = True
     cand = cand[~dup_mask]
 
-    # 4. ray shooting from the Chebyshev centre (of P: the filtered rows changed nothing).
+    # 4. ray shooting from the Chebyshev centre (of P: the filtered rows changed nothing),
+    # along the candidates' normals, plus random directions in low dimension (measured: in
+    # 30 dimensions 1,024 random rays certified no facet that the normals missed).
     certified = np.zeros(cand.size, dtype=bool)
     if np.isfinite(ball.radius) and ball.radius > 10 * tol:
         rng = np.random.default_rng(random_state)
-        dirs = np.vstack([a[cand], rng.standard_normal((min(32 * n, 4096), n))])
+        n_random = 32 * n if n <= RANDOM_RAYS_MAX_DIM else 0
+        dirs = np.vstack([a[cand], rng.standard_normal((n_random, n))])
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
         certified = _ray_certify(a[cand], bb[cand], ball.centre, dirs, tol)
 
-    # 5. one LP per undecided row, on models of the candidates, split across threads
-    # (HiGHS releases the GIL while it solves).
-    undecided = np.flatnonzero(~certified)
+    # 5. one LP per undecided row. Reuse the warm box model (with the filtered rows dropped)
+    # while most rows stay; when the filters removed most, a fresh model of the candidates
+    # alone is smaller and faster. Large batches split across threads (HiGHS releases the
+    # GIL while it solves), each thread with its own model.
+    reuse = 2 * cand.size >= live.size
+    if reuse:
+        base = live
+        pos = np.full(m, -1, dtype=np.int64)
+        pos[live] = np.arange(live.size)
+        gone = pos[np.setdiff1d(live, cand)]
+        undecided = pos[cand[~certified]]
+    else:
+        base = cand
+        gone = np.zeros(0, dtype=np.int64)
+        undecided = np.flatnonzero(~certified)
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if undecided.size >= PARALLEL_MIN_ROWS else 1
     chunks = [c for c in np.array_split(undecided, max(1, workers)) if c.size]
-    a_c, b_c = a[cand], bb[cand]
+
+    def settle(k: int) -> IntArray:
+        mdl = model if (k == 0 and reuse) else SupportLP(a[base], bb[base])
+        mdl.drop_many(gone)
+        return _settle_rows(mdl, chunks[k], tol)
+
     if len(chunks) > 1:
         with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            found = list(pool.map(lambda c: _settle_rows(a_c, b_c, c, tol), chunks))
+            found = list(pool.map(settle, range(len(chunks))))
     else:
-        found = [_settle_rows(a_c, b_c, c, tol) for c in chunks]
-    keep_mask = np.ones(cand.size, dtype=bool)
-    for red in found:
-        keep_mask[red] = False
+        found = [settle(k) for k in range(len(chunks))]
+    redundant = base[np.concatenate([np.zeros(0, np.int64), *found])]
+    keep = np.setdiff1d(cand, redundant).astype(np.int64)
     lps = int(undecided.size)
-    keep = np.sort(cand[keep_mask]).astype(np.int64)
     stats = ReductionStats(
         rows=m,
         zero=int(zero.sum()),
@@ -223,7 +246,7 @@ def irredundant_rows(
         duplicates=int(dup_mask.sum()),
         ray_certified=int(certified.sum()),
         lps=lps + bbox_lps + 1,
-        lp_redundant=int((~keep_mask).sum()),
+        lp_redundant=int(redundant.size),
         workers=len(chunks),
     )
     return keep, stats, (lo, hi), ball
