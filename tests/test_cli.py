@@ -116,3 +116,18 @@ def test_nnet_and_onnx_argmin(shared_data: Path) -> None:
         ],
     )
     assert res.exit_code == 0, res.output
+
+
+def test_input_from_files(hand_model: Path, tmp_path: Path) -> None:
+    txt = tmp_path / "x.txt"
+    txt.write_text("0.5\n0.5\n")
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.array([0.5, 0.5]))
+    for arg in (f"@{txt}", f"@{npy}"):
+        res = runner.invoke(app, ["explain", "why", "--model", str(hand_model), "--input", arg])
+        assert res.exit_code == 0, res.output
+        assert "Why 'yes'?" in res.output
+    res = runner.invoke(
+        app, ["explain", "why", "--model", str(hand_model), "--input", f"@{tmp_path / 'no.txt'}"]
+    )
+    assert res.exit_code == 2 and "not found" in res.output

@@ -34,10 +34,19 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _parse_floats(text: str, what: str) -> np.ndarray:
+    """Comma-separated numbers, or ``@FILE``: a ``.npy`` array or text of numbers separated by
+    commas, spaces or newlines (e.g. the 784 pixels of an MNIST image)."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            raise _fail(f"{what} file {path} not found")
+        if path.suffix == ".npy":
+            return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64).reshape(-1)
+        text = path.read_text().replace("\n", ",").replace(" ", ",")
     try:
         return np.array([float(v) for v in text.replace(" ", "").split(",") if v != ""])
     except ValueError as exc:
-        raise _fail(f"cannot read {what} {text!r}: {exc}") from exc
+        raise _fail(f"cannot read {what} {text[:80]!r}: {exc}") from exc
 
 
 def _load(model: Path, feature_names: str | None, class_names: str | None) -> ReluNetwork:
@@ -65,7 +74,12 @@ def explain_why(
     model: Annotated[
         Path, typer.Option(help="Network file: .onnx, .nnet, or a torch state dict (.pt).")
     ],
-    input: Annotated[str, typer.Option("--input", help="The input, comma-separated: 'v1,v2,...'.")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input", help="The input: 'v1,v2,...', or @FILE (.npy, or numbers in text)."
+        ),
+    ],
     domain: Annotated[
         str,
         typer.Option(
@@ -90,7 +104,9 @@ def explain_why(
         net = _load(model, feature_names, class_names)
         x = _parse_floats(input, "input")
         cfg = ExplainerConfig(decision="argmin" if argmin else "argmax")
-        expl = Explainer(net, domain=_domain(domain, net), config=cfg).why(x)  # type: ignore[arg-type]
+        explainer = Explainer(net, domain=_domain(domain, net), config=cfg)  # type: ignore[arg-type]
+        with err_console.status(f"explaining: region of {net!r} and its irredundant rows..."):
+            expl = explainer.why(x)
     except RelucidError as exc:
         raise _fail(str(exc)) from exc
     if as_json:
