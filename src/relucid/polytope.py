@@ -26,6 +26,8 @@ REDUNDANCY_TOL = 1e-7
 #: Feasibility tolerance handed to HiGHS for geometric LPs (its default 1e-7 is too coarse
 #: for redundancy decisions at REDUNDANCY_TOL).
 LP_FEAS_TOL = 1e-9
+#: At most this many "sum of unreached coordinates" LPs per side in :func:`bounding_box`.
+BOX_BATCH_ROUNDS = 8
 #: Above this input dimension the first (cold) LP of a model is solved by interior point.
 IPM_MIN_DIM = 64
 
@@ -221,6 +223,39 @@ def _bounding_box(
     seen_hi = np.full(n, -np.inf)
     seen_lo = np.full(n, np.inf)
     slack_tol = 1e-7 * (1 + np.abs(bb))
+
+    def record(point: FloatArray) -> bool:
+        """Keep ``point`` (or its negation: HiGHS's sign convention for row duals is not
+        ours to rely on) if it lies in P; returns whether one did."""
+        nonlocal seen_hi, seen_lo
+        for cand in (point, -point):
+            if (a @ cand <= bb + slack_tol).all():
+                seen_hi = np.maximum(seen_hi, cand)
+                seen_lo = np.minimum(seen_lo, cand)
+                return True
+        return False
+
+    def reached(sign: float) -> NDArray[np.bool_]:
+        pinned, seen = (axis_hi, seen_hi) if sign > 0 else (-axis_lo, -seen_lo)
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(pinned) & (seen >= pinned - 1e-12 * (1 + np.abs(pinned)))
+
+    # Batch phase: maximise the sum of the coordinates whose pinned side is not yet reached;
+    # one LP often puts many of them on their bound at once (in a 784-input MNIST region
+    # every side is a domain bound). Stops when a round reaches no new side.
+    for sign in (1.0, -1.0):
+        pinned = axis_hi if sign > 0 else -axis_lo
+        for _ in range(BOX_BATCH_ROUNDS):
+            todo = np.isfinite(pinned) & ~reached(sign)
+            if todo.sum() < 2:
+                break
+            before = int(reached(sign).sum())
+            value = model.support(sign * todo.astype(np.float64))
+            if not np.isfinite(value) or not record(model.point()):
+                break
+            if int(reached(sign).sum()) == before:
+                break
+
     for j in range(n):
         for sign in (1.0, -1.0):
             pinned, seen = (axis_hi[j], seen_hi[j]) if sign > 0 else (-axis_lo[j], -seen_lo[j])
@@ -238,14 +273,7 @@ def _bounding_box(
             else:
                 lo[j] = -value
             if np.isfinite(value):
-                x = model.point()
-                # HiGHS's sign convention for row duals is not ours to rely on: keep the
-                # maximiser only if it is one (inside P, attaining the value).
-                for cand in (x, -x):
-                    if (a @ cand <= bb + slack_tol).all() and abs(cand[j] * sign - value) <= 1e-7:
-                        seen_hi = np.maximum(seen_hi, cand)
-                        seen_lo = np.minimum(seen_lo, cand)
-                        break
+                record(model.point())
     return lo, hi, model.lp.solves - solves_before
 
 
