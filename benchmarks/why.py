@@ -31,25 +31,27 @@ from relucid.redundancy import irredundant_rows
 RESULTS = Path(__file__).parent / "results" / "why.json"
 
 
+def naive_row_redundant(a: np.ndarray, bb: np.ndarray, others: np.ndarray, i: int) -> bool:
+    """One ``scipy.optimize.linprog`` test: is unit row ``i`` implied by rows ``others``?"""
+    res = linprog(
+        -a[i],
+        A_ub=np.vstack([a[others], a[i]]),
+        b_ub=np.r_[bb[others], bb[i] + 1.0],
+        bounds=[(None, None)] * a.shape[1],
+        method="highs",
+    )
+    return bool(res.status == 0 and -res.fun <= bb[i] + REDUNDANCY_TOL * (1 + abs(bb[i])))
+
+
 def naive_irredundant(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The paper's pass: for each row in order, one LP over the rows still kept."""
     a, bb, norms = normalize(A, b)
     keep = norms > 0
-    n = a.shape[1]
     for i in range(a.shape[0]):
-        if not keep[i]:
-            continue
-        others = keep.copy()
-        others[i] = False
-        res = linprog(
-            -a[i],
-            A_ub=np.vstack([a[others], a[i]]),
-            b_ub=np.r_[bb[others], bb[i] + 1.0],
-            bounds=[(None, None)] * n,
-            method="highs",
-        )
-        if res.status == 0 and -res.fun <= bb[i] + REDUNDANCY_TOL * (1 + abs(bb[i])):
-            keep[i] = False
+        if keep[i]:
+            others = keep.copy()
+            others[i] = False
+            keep[i] = not naive_row_redundant(a, bb, others, i)
     return np.flatnonzero(keep)
 
 
@@ -63,7 +65,6 @@ def naive_sampled(
     whole pass (mean per-row time x rows) and how many sampled rows agree with ``keep``.
     """
     a, bb, _ = normalize(A, b)
-    n = a.shape[1]
     rng = np.random.default_rng(seed)
     # Rows with an exact duplicate are not sampled: which copy survives is a matter of order.
     _, inverse, counts = np.unique(
@@ -76,14 +77,7 @@ def naive_sampled(
     for i in rows:
         others = np.ones(a.shape[0], dtype=bool)
         others[i] = False
-        res = linprog(
-            -a[i],
-            A_ub=np.vstack([a[others], a[i]]),
-            b_ub=np.r_[bb[others], bb[i] + 1.0],
-            bounds=[(None, None)] * n,
-            method="highs",
-        )
-        redundant = res.status == 0 and -res.fun <= bb[i] + REDUNDANCY_TOL * (1 + abs(bb[i]))
+        redundant = naive_row_redundant(a, bb, others, int(i))
         agree += int(redundant == (int(i) not in kept))
     per_row = (time.perf_counter() - t0) / len(rows)
     return per_row * a.shape[0], agree, len(rows)
