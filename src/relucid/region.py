@@ -14,6 +14,7 @@ its origin so that explanations can say where a constraint comes from.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,15 +52,20 @@ class RowOrigin:
     feature: int = -1
     side: str = ""
 
-    def describe(self, net: ReluNetwork | None = None) -> str:
+    def describe(
+        self,
+        feature_names: Sequence[str] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> str:
+        """Where the row comes from, in words (hidden layers counted from 1 here)."""
         if self.kind is RowKind.NEURON:
-            state = "active (z >= 0)" if self.active else "inactive (z <= 0)"
-            return f"layer {self.layer} neuron {self.neuron} {state}"
+            state = "active" if self.active else "inactive"
+            return f"hidden layer {self.layer + 1}, neuron {self.neuron} stays {state}"
         if self.kind is RowKind.CLASS:
-            w = net.class_name(self.winner) if net else str(self.winner)
-            o = net.class_name(self.other) if net else str(self.other)
-            return f"class {w} beats {o}"
-        f = net.feature_name(self.feature) if net else f"x{self.feature}"
+            w = class_names[self.winner] if class_names else str(self.winner)
+            o = class_names[self.other] if class_names else str(self.other)
+            return f"class comparison: {w!r} beats {o!r}"
+        f = feature_names[self.feature] if feature_names else f"x{self.feature}"
         return f"domain {self.side} bound of {f}"
 
     def to_dict(self) -> dict[str, object]:

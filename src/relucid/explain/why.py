@@ -187,7 +187,8 @@ class WhyExplanation:
         listed = [i for i in range(self.num_rows) if not is_domain[i]]
         for i in listed[:max_rows]:
             lines.append(f"  [{i + 1:>{width}}] {self.row_text(i, max_terms)}")
-            lines.append(f"  {'':>{width}}    from {_describe(self.origins[i], self)}")
+            origin = self.origins[i].describe(self.feature_names, self.class_names)
+            lines.append(f"  {'':>{width}}    from {origin}")
         if len(listed) > max_rows:
             lines.append(f"  ... and {len(listed) - max_rows} more network constraints")
         dom = [i for i in range(self.num_rows) if is_domain[i]]
@@ -224,18 +225,6 @@ class WhyExplanation:
 
     def __str__(self) -> str:
         return self.to_text()
-
-
-def _describe(origin: RowOrigin, expl: WhyExplanation) -> str:
-    if origin.kind.name == "CLASS":
-        return (
-            f"class comparison: {expl.class_names[origin.winner]!r} beats "
-            f"{expl.class_names[origin.other]!r}"
-        )
-    if origin.kind.name == "DOMAIN":
-        return f"domain {origin.side} bound of {expl.feature_names[origin.feature]}"
-    state = "active" if origin.active else "inactive"
-    return f"hidden layer {origin.layer + 1}, neuron {origin.neuron} stays {state}"
 
 
 class Explainer:
