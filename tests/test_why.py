@@ -88,6 +88,7 @@ def test_hand_network_row_origins_and_text() -> None:
     text = expl.to_text()
     assert "a <= 0" in text and "b >= 0.5" in text
     assert "class comparison: 'yes' beats 'no'" in text
+    assert "hidden layer 1, neuron 0 stays inactive" in text
     d = json.loads(json.dumps(expl.to_dict()))
     assert d["predicted_name"] == "yes" and len(d["constraints"]) == 4
     assert len(d["vertices"]) == 4

@@ -162,12 +162,16 @@ class LinearProgram:
         self._h.changeRowBounds(int(i), max(float(lo), -INF), min(float(hi), INF))
 
     def set_rows_bounds(self, idx: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> None:
+        """Change the bounds of rows ``idx`` (scalars broadcast; hot loops pass ready arrays,
+        which are handed to HiGHS without copies)."""
         ii = np.asarray(idx, dtype=np.int32).reshape(-1)
-        lo_a = np.clip(np.broadcast_to(np.asarray(lo, np.float64), ii.shape), -INF, INF)
-        hi_a = np.clip(np.broadcast_to(np.asarray(hi, np.float64), ii.shape), -INF, INF)
-        self._h.changeRowsBounds(  # type: ignore[attr-defined]
-            ii.size, ii, lo_a.copy(), hi_a.copy()
-        )
+        lo_a = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), ii.shape))
+        hi_a = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), ii.shape))
+        self._h.changeRowsBounds(ii.size, ii, lo_a, hi_a)  # type: ignore[attr-defined]
+
+    def set_col_cost(self, j: int, value: float) -> None:
+        """Change one objective coefficient."""
+        self._h.changeColCost(int(j), float(value))
 
     def set_col_bounds(self, j: int, lo: float, hi: float) -> None:
         self._h.changeColBounds(int(j), max(float(lo), -INF), min(float(hi), INF))
@@ -251,6 +255,10 @@ class LinearProgram:
         if status == ms.kTimeLimit:
             raise SolverTimeout(f"HiGHS hit its time limit ({name})")
         raise SolverError(f"HiGHS could not solve the model: {name} (run status {run_status})")
+
+    def row_duals(self) -> FloatArray:
+        """Dual values of the rows at the last solve."""
+        return np.array(self._h.getSolution().row_dual, dtype=np.float64)
 
     def maximize(self, c: ArrayLike) -> LPResult:
         self.set_objective(c, "max")

@@ -53,9 +53,8 @@ def normalize(A: ArrayLike, b: ArrayLike) -> tuple[FloatArray, FloatArray, Float
 
 
 def _lp(a: FloatArray, b: FloatArray) -> LinearProgram:
-    """A geometric LP: tight tolerances, primal simplex (every re-solve here changes only the
-    objective or relaxes a row, which keeps the last basis primal feasible; measured 25 %
-    fewer iterations than the dual simplex on WBC regions)."""
+    """A primal geometric LP with tight tolerances (emptiness and single-row tests; the
+    many-LP loops use :class:`SupportLP`)."""
     lp = LinearProgram(a, b, cold_start_ipm=a.shape[1] > IPM_MIN_DIM)
     lp.set_option("primal_feasibility_tolerance", LP_FEAS_TOL)
     lp.set_option("dual_feasibility_tolerance", LP_FEAS_TOL)
@@ -136,7 +135,6 @@ class SupportLP:
     def __init__(self, a: FloatArray, b: FloatArray) -> None:
         m, n = a.shape
         self.a, self.b, self.n = a, b, n
-        self.cost = b.copy()
         self.lp = LinearProgram(
             a.T,
             a[0] if m else np.zeros(n),
@@ -146,13 +144,12 @@ class SupportLP:
         )
         self.lp.set_option("primal_feasibility_tolerance", LP_FEAS_TOL)
         self.lp.set_option("dual_feasibility_tolerance", LP_FEAS_TOL)
-        self.lp.set_objective(self.cost, "min")
+        self.lp.set_objective(b, "min")
         self._rows = np.arange(n, dtype=np.int32)
 
     def support(self, c: FloatArray) -> float:
         """``max c x`` over the current rows (``inf`` when unbounded)."""
-        cc = np.ascontiguousarray(c, dtype=np.float64)
-        self.lp._h.changeRowsBounds(self.n, self._rows, cc, cc)  # type: ignore[attr-defined]
+        self.lp.set_rows_bounds(self._rows, c, c)
         res = self.lp.solve(want_x=False)
         if res.status is LPStatus.INFEASIBLE:  # dual infeasible: the primal is unbounded
             return np.inf
@@ -162,11 +159,11 @@ class SupportLP:
 
     def point(self) -> FloatArray:
         """The primal maximiser of the last solve (the duals of ``A^T lam = c``)."""
-        return np.array(self.lp._h.getSolution().row_dual, dtype=np.float64)
+        return self.lp.row_duals()
 
     def set_offset(self, k: int, value: float) -> None:
-        self.cost[k] = value
-        self.lp._h.changeColCost(int(k), float(value))
+        """Make row ``k`` read ``a_k x <= value`` (its dual variable's cost)."""
+        self.lp.set_col_cost(k, value)
 
     def drop(self, k: int) -> None:
         self.lp.set_col_bounds(k, 0.0, 0.0)
