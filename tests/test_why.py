@@ -122,6 +122,9 @@ def check_explanation(net: ReluNetwork, x: np.ndarray, seed: int = 0) -> None:
     poly, aff = region(net, expl.pattern, net.domain, winner=expl.predicted)
     keep, *_ = irredundant_rows(poly.A, poly.b)
     assert_reduction_exact(poly.A, poly.b, keep)
+    # The explainer (which passes hints: x and the first layer's subspace) keeps those rows.
+    np.testing.assert_array_equal(expl.A, poly.A[keep])
+    np.testing.assert_array_equal(expl.b, poly.b[keep])
     # 2. Sampled points: x's pattern and class; network == local affine map.
     pts = sample(expl.A, expl.b, 200, start=expl.centre, random_state=seed)
     assert expl.contains(pts).all()

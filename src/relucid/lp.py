@@ -85,6 +85,9 @@ class LinearProgram:
     cold_start_ipm : solve the first LP with the interior-point method (plus crossover, so a
         basis remains for the warm simplex re-solves after it). Worth it for large cold
         LPs: a 784-input MNIST region's Chebyshev LP took 20 s by simplex, 1 s by IPM.
+    stall_iterations : a warm re-solve that needs more simplex iterations than this starts
+        again from scratch (without the cap). Warm dual simplex runs can stall: one MNIST
+        redundancy LP ran for minutes from its warm basis and took 0.5 s cold.
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class LinearProgram:
         time_limit: float | None = None,
         presolve: bool = False,
         cold_start_ipm: bool = False,
+        stall_iterations: int | None = None,
     ) -> None:
         a = np.asarray(A, dtype=np.float64)
         if a.ndim != 2:
@@ -109,10 +113,11 @@ class LinearProgram:
         h = self._h
         h.setOptionValue("output_flag", False)
         h.setOptionValue("presolve", "on" if presolve else "off")
-        if time_limit is not None:
-            if time_limit <= 0:
-                raise ValueError("time_limit must be positive")
-            h.setOptionValue("time_limit", float(time_limit))
+        if time_limit is not None and time_limit <= 0:
+            raise ValueError("time_limit must be positive")
+        self._time_limit = time_limit
+        self._stall = stall_iterations
+        self._capped = False
         lp = highspy.HighsLp()
         lp.num_col_ = n
         lp.num_row_ = m
@@ -199,6 +204,27 @@ class LinearProgram:
         )
         self.num_rows += k
 
+    def delete_cols(self, idx: ArrayLike) -> None:
+        """Remove columns ``idx``; the later columns move down to fill the gaps.
+
+        HiGHS keeps the current basis when the removed columns are nonbasic, and repairs it
+        otherwise, so warm re-solves continue. Every re-solve pays for each stored
+        non-zero, which is why a model sheds the columns it no longer needs.
+        """
+        jj = np.unique(np.asarray(idx, dtype=np.int32).reshape(-1))
+        if jj.size:
+            self._h.deleteCols(jj.size, jj)
+            self.num_cols -= jj.size
+
+    def get_basis(self) -> highspy.HighsBasis:
+        """The current simplex basis (to warm-start a copy of this model)."""
+        return self._h.getBasis()
+
+    def set_basis(self, basis: highspy.HighsBasis) -> None:
+        """Start the next solve from ``basis`` (taken from a model with the same shape)."""
+        if self._h.setBasis(basis) == highspy.HighsStatus.kError:
+            raise SolverError("HiGHS refused the basis")
+
     def set_option(self, name: str, value: float | int | str | bool) -> None:
         """Set a HiGHS option by name (see the HiGHS option list)."""
         status = self._h.setOptionValue(name, value)
@@ -208,7 +234,10 @@ class LinearProgram:
             self._strategy = int(value)
 
     def set_time_limit(self, seconds: float | None) -> None:
-        self._h.setOptionValue("time_limit", float(seconds) if seconds else INF)
+        """Limit each later solve to ``seconds`` (None: no limit)."""
+        if seconds is not None and seconds <= 0:
+            raise ValueError("time_limit must be positive")
+        self._time_limit = seconds
 
     # -- solving -------------------------------------------------------------------------
     def solve(self, want_x: bool = True) -> LPResult:
@@ -219,10 +248,10 @@ class LinearProgram:
         t0 = time.perf_counter()
         if self._cold_ipm and self.solves == 0:
             self._h.setOptionValue("solver", "ipm")
-            run_status = self._h.run()
+            run_status = self._run()
             self._h.setOptionValue("solver", "simplex")
         else:
-            run_status = self._h.run()
+            run_status = self._run(warm=self.solves > 0)
         self.solves += 1
         status = self._h.getModelStatus()
         ms = highspy.HighsModelStatus
@@ -232,15 +261,16 @@ class LinearProgram:
             self._h.setOptionValue("presolve", "off")
             self._h.setOptionValue("simplex_strategy", 4)
             self._h.clearSolver()
-            self._h.run()
+            self._run()
             self._h.setOptionValue("simplex_strategy", self._strategy)
             status = self._h.getModelStatus()
         if status not in _VERDICTS and status != ms.kTimeLimit:
-            # A warm basis can leave HiGHS stuck (status Unknown, or a numerical failure).
-            # Retry once from scratch before reporting trouble.
+            # A warm basis can leave HiGHS stuck (status Unknown, a numerical failure, or a
+            # stalled run that hit the warm iteration cap). Retry once from scratch before
+            # reporting trouble.
             self.retries += 1
             self._h.clearSolver()
-            run_status = self._h.run()
+            run_status = self._run()
             status = self._h.getModelStatus()
         self.solve_seconds += time.perf_counter() - t0
         if status == ms.kOptimal:
@@ -255,6 +285,18 @@ class LinearProgram:
         if status == ms.kTimeLimit:
             raise SolverTimeout(f"HiGHS hit its time limit ({name})")
         raise SolverError(f"HiGHS could not solve the model: {name} (run status {run_status})")
+
+    def _run(self, warm: bool = False) -> highspy.HighsStatus:
+        cap = warm and self._stall is not None
+        if cap or self._capped:
+            limit = self._stall if cap and self._stall is not None else 2**31 - 1
+            self._h.setOptionValue("simplex_iteration_limit", limit)
+            self._capped = cap
+        if self._time_limit is not None:
+            # HiGHS compares its limit with the run time summed over all solves of the
+            # model, so each run gets the time used so far plus its own allowance.
+            self._h.setOptionValue("time_limit", self._h.getRunTime() + self._time_limit)
+        return self._h.run()
 
     def row_duals(self) -> FloatArray:
         """Dual values of the rows at the last solve."""

@@ -291,8 +291,16 @@ class Explainer:
         c = int(np.argmax(self._sign * logits))
         pattern = net.patterns(x1)[0]
         poly, aff = region(self._net, pattern, self.domain, winner=c)
+        # Hints for the reduction: x lies in its region, and every deeper neuron's row is a
+        # combination of the first layer's active neurons.
+        first = self._net.weights[0]
         keep, stats, (lo, hi), ball = irredundant_rows(
-            poly.A, poly.b, tol=self.config.redundancy_tol, random_state=self.config.random_state
+            poly.A,
+            poly.b,
+            tol=self.config.redundancy_tol,
+            random_state=self.config.random_state,
+            points=x1[None, :],
+            subspace=first[pattern[: first.shape[0]]],
         )
         reduced = poly.subset(keep)
         verts = None
