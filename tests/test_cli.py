@@ -131,3 +131,53 @@ def test_input_from_files(hand_model: Path, tmp_path: Path) -> None:
         app, ["explain", "why", "--model", str(hand_model), "--input", f"@{tmp_path / 'no.txt'}"]
     )
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_guard_check_and_export_commands(tmp_path: Path) -> None:
+    from relucid import save_constraints
+
+    from test_enforce_guard import SMALL, _small_net
+
+    net = _small_net()
+    save_torch(net, tmp_path / "net.pt")
+    save_constraints(SMALL, tmp_path / "small.constraints")
+    x = np.random.default_rng(1).normal(size=(300, 3))
+    np.savez(tmp_path / "data.npz", x=x, y=net.predict(x))
+    files = [
+        "--model",
+        str(tmp_path / "net.pt"),
+        "--constraints",
+        str(tmp_path / "small.constraints"),
+    ]
+    res = runner.invoke(
+        app, ["guard", "check", *files, "--data", str(tmp_path / "data.npz"), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["rows"] == 300 and report["violating_before"] > 0
+    assert report["violating_after"] == 0
+    res = runner.invoke(app, ["guard", "check", *files, "--data", str(tmp_path / "data.npz")])
+    assert res.exit_code == 0 and "violating rows" in res.output
+    out = tmp_path / "guarded.onnx"
+    res = runner.invoke(
+        app, ["guard", "export", *files, "--out", str(out), "--check-inputs", "200"]
+    )
+    assert res.exit_code == 0, res.output
+    assert out.is_file()
+    # Bad input gives a clear error, not a traceback.
+    (tmp_path / "bad.constraints").write_text("constraint broken: if box(a: [0, 1]) then\n")
+    res = runner.invoke(
+        app,
+        [
+            "guard",
+            "check",
+            "--model",
+            str(tmp_path / "net.pt"),
+            "--constraints",
+            str(tmp_path / "bad.constraints"),
+            "--data",
+            str(tmp_path / "data.npz"),
+        ],
+    )
+    assert res.exit_code == 2
+    assert "bad.constraints:1:" in res.output

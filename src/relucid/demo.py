@@ -52,6 +52,9 @@ def run_demo(console: Console, n_explain: int = 3, out: Path | None = None) -> N
         )
         records.append(expl.to_dict())
     console.print(table)
+    from relucid.enforce.demo import run_guard_demo
+
+    run_guard_demo(console, net, split)
     if out is not None:
         out.write_text(json.dumps(records, indent=2))
         console.print(f"explanations written to {out}")

@@ -36,3 +36,28 @@ class SolverError(RelucidError):
 
 class EmptyPolytopeError(RelucidError):
     """An operation that needs a non-empty polytope was given an empty one."""
+
+
+class ConstraintError(RelucidError, ValueError):
+    """A safe-ordering constraint is invalid for its use.
+
+    Raised for class or feature indices out of range, names that are not declared, and
+    postconditions whose disjunctive normal form grows past the configured bound (the
+    message gives the size reached and the bound).
+    """
+
+
+class ConstraintSyntaxError(ConstraintError):
+    """A constraint text is malformed; ``line`` and ``column`` (1-based) say where.
+
+    Attributes
+    ----------
+    line, column : position of the offending token in the text.
+    source : the file name, or ``"<text>"``.
+    """
+
+    def __init__(self, message: str, line: int, column: int, source: str = "<text>") -> None:
+        super().__init__(f"{source}:{line}:{column}: {message}")
+        self.line = line
+        self.column = column
+        self.source = source
