@@ -24,6 +24,7 @@ from typing import Literal
 import highspy
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
 
 from relucid.errors import SolverError
 
@@ -72,8 +73,8 @@ class LinearProgram:
 
     Parameters
     ----------
-    A : array (m, n)
-        Constraint rows (dense; HiGHS receives only the non-zeros).
+    A : array (m, n) or scipy sparse matrix
+        Constraint rows (HiGHS receives only the non-zeros).
     row_hi, row_lo : arrays (m,)
         ``row_lo <= A x <= row_hi``; ``row_lo`` defaults to ``-inf``.
     col_lo, col_hi : arrays (n,)
@@ -104,10 +105,15 @@ class LinearProgram:
         cold_start_ipm: bool = False,
         stall_iterations: int | None = None,
     ) -> None:
-        a = np.asarray(A, dtype=np.float64)
-        if a.ndim != 2:
-            raise ValueError(f"A must be 2-D, got shape {a.shape}")
-        m, n = a.shape
+        if sparse.issparse(A):
+            csr = sparse.csr_array(A, dtype=np.float64)
+            csr.eliminate_zeros()
+        else:
+            a = np.asarray(A, dtype=np.float64)
+            if a.ndim != 2:
+                raise ValueError(f"A must be 2-D, got shape {a.shape}")
+            csr = sparse.csr_array(a)
+        m, n = csr.shape
         self.num_rows, self.num_cols = m, n
         self._h = highspy.Highs()
         h = self._h
@@ -126,13 +132,12 @@ class LinearProgram:
         lp.col_upper_ = _finite_or_inf(col_hi, n, INF)
         lp.row_lower_ = _finite_or_inf(row_lo, m, -INF)
         lp.row_upper_ = _finite_or_inf(row_hi, m, INF)
-        nz = a != 0.0
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
         lp.a_matrix_.num_col_ = n
         lp.a_matrix_.num_row_ = m
-        lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(nz.sum(axis=1))]).astype(np.int32)
-        lp.a_matrix_.index_ = np.nonzero(nz)[1].astype(np.int32)
-        lp.a_matrix_.value_ = a[nz]
+        lp.a_matrix_.start_ = csr.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csr.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csr.data
         integer_idx = np.asarray(integer, dtype=np.int32).reshape(-1)
         if integer_idx.size:
             kinds = [highspy.HighsVarType.kContinuous] * n

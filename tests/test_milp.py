@@ -1,0 +1,134 @@
+"""The network MILP is exact: checked against enumerating every activation pattern.
+
+For a network with a handful of hidden neurons, the maximum of a linear function of the logits
+over the box is the largest of one LP per activation pattern (the pattern's region, where the
+network is affine). The MILP must reach that maximum, restricted to the patterns a NAP allows,
+and report INFEASIBLE exactly when no pattern of the box obeys the NAP.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from relucid import Box, InputError, LPStatus, ReluNetwork, local_affine, region
+from relucid.verify.milp import NetworkMILP
+
+
+def tiny_net(seed: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> ReluNetwork:
+    rng = np.random.default_rng(seed)
+    sizes = [n_in, *hidden, n_out]
+    ws = [rng.normal(size=(sizes[k + 1], sizes[k])) for k in range(len(sizes) - 1)]
+    bs = [rng.normal(size=sizes[k + 1]) * 0.5 for k in range(len(sizes) - 1)]
+    return ReluNetwork(ws, bs, domain=Box(-np.ones(n_in), np.ones(n_in)))
+
+
+def interval_bounds(net: ReluNetwork, box: Box) -> list[tuple[np.ndarray, np.ndarray]]:
+    lo, hi = box.lo, box.hi
+    out = []
+    for w, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
+        wp, wn = np.maximum(w, 0), np.minimum(w, 0)
+        zl, zu = wp @ lo + wn @ hi + b, wp @ hi + wn @ lo + b
+        out.append((zl, zu))
+        lo, hi = np.maximum(zl, 0), np.maximum(zu, 0)
+    return out
+
+
+def brute_force_max(net: ReluNetwork, box: Box, c_y: np.ndarray, nap: np.ndarray) -> float:
+    """max c_y . f(x) over the box and the patterns the NAP allows (-inf if none)."""
+    best = -np.inf
+    for bits in itertools.product([False, True], repeat=net.num_hidden):
+        pattern = np.array(bits)
+        if ((nap == 1) & ~pattern).any() or ((nap == 0) & pattern).any():
+            continue
+        poly, _ = region(net, pattern, box)
+        aff = local_affine(net, pattern)
+        # Closed regions: z >= 0 for active, z <= 0 for inactive (as the MILP's d allows).
+        res = linprog(
+            -(c_y @ aff.L),
+            A_ub=poly.A,
+            b_ub=poly.b + 1e-12,
+            bounds=list(zip(box.lo, box.hi, strict=True)),
+            method="highs",
+        )
+        if res.status == 0:
+            best = max(best, -res.fun + c_y @ aff.d)
+    return best
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 3),
+    st.lists(st.integers(1, 4), min_size=1, max_size=2),
+    st.integers(2, 3),
+    st.integers(0, 2**31 - 1),
+)
+def test_milp_maximum_equals_pattern_enumeration(
+    seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
+) -> None:
+    net = tiny_net(seed, n_in, tuple(hidden), n_out)
+    box = net.domain
+    assert box is not None
+    rng = np.random.default_rng(nap_seed)
+    nap = rng.choice(np.array([-1, -1, 0, 1], dtype=np.int8), size=net.num_hidden)
+    c_y = rng.normal(size=n_out)
+    milp = NetworkMILP(net, box, interval_bounds(net, box))
+    milp.set_nap(nap)
+    res = milp.maximize(c_y)
+    expect = brute_force_max(net, box, c_y, nap)
+    if not np.isfinite(expect):
+        assert res.status is LPStatus.INFEASIBLE
+        return
+    assert res.status is LPStatus.OPTIMAL and res.x is not None and res.value is not None
+    assert res.value == pytest.approx(expect, abs=1e-6)
+    # The maximiser replays through a plain forward pass, with a pattern the NAP allows
+    # (neurons within 1e-7 of zero may round either way).
+    y = net.forward(res.x)
+    assert c_y @ y == pytest.approx(res.value, abs=1e-6)
+    z = np.concatenate([v[0] for v in net.pre_activations(res.x[None, :])])
+    assert (z[nap == 1] >= -1e-7).all() and (z[nap == 0] <= 1e-7).all()
+
+
+def test_freeing_neurons_only_loosens_bounds_on_one_model() -> None:
+    net = tiny_net(3, 2, (4, 3), 3)
+    box = net.domain
+    assert box is not None
+    milp = NetworkMILP(net, box, interval_bounds(net, box))
+    c_y = np.array([1.0, -1.0, 0.0])
+    x0 = np.array([0.3, -0.2])
+    pattern = net.patterns(x0)[0]
+    fixed = pattern.astype(np.int8)
+    values = []
+    for free in range(net.num_hidden + 1):
+        nap = fixed.copy()
+        nap[:free] = -1
+        milp.set_nap(nap)
+        res = milp.maximize(c_y)
+        assert res.status is LPStatus.OPTIMAL and res.value is not None
+        assert res.value == pytest.approx(brute_force_max(net, box, c_y, nap), abs=1e-6)
+        values.append(res.value)
+    # A coarser NAP has the larger maximum (up to the MIP tolerances, about 1e-6).
+    assert all(a <= b + 1e-5 for a, b in itertools.pairwise(values))
+    assert values[0] >= c_y @ net.forward(x0) - 1e-9
+
+
+def test_bad_arguments_are_refused() -> None:
+    net = tiny_net(0, 2, (3,), 2)
+    box = net.domain
+    assert box is not None
+    b = interval_bounds(net, box)
+    with pytest.raises(InputError):
+        NetworkMILP(net, box, b + b)
+    with pytest.raises(InputError):
+        NetworkMILP(net, Box(np.full(2, -np.inf), np.ones(2)), b)
+    milp = NetworkMILP(net, box, b)
+    with pytest.raises(InputError):
+        milp.set_nap(np.array([2, 0, 1]))
+    with pytest.raises(InputError):
+        milp.set_nap(np.zeros(5))
