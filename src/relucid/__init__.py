@@ -33,6 +33,8 @@ from relucid.errors import (
     RelucidError,
     SolverError,
     UnsupportedModelError,
+    VnnlibError,
+    VnnlibSyntaxError,
 )
 from relucid.explain import Explainer, ExplainerConfig, WhyExplanation
 from relucid.io import data_dir, from_sequential, load_network, load_nnet, load_onnx, load_torch
@@ -89,6 +91,8 @@ __all__ = [
     "SolverError",
     "SolverTimeout",
     "UnsupportedModelError",
+    "VnnlibError",
+    "VnnlibSyntaxError",
     "WhyExplanation",
     "__version__",
     "bounding_box",

@@ -61,3 +61,24 @@ class ConstraintSyntaxError(ConstraintError):
         self.line = line
         self.column = column
         self.source = source
+
+
+class VnnlibError(ModelFormatError):
+    """A VNN-LIB property cannot be used: it leaves the supported 1.0 subset, its disjunctive
+    normal form grows past the configured bound, or an instances file is malformed."""
+
+
+class VnnlibSyntaxError(VnnlibError):
+    """A VNN-LIB text is malformed or unsupported at a known place.
+
+    Attributes
+    ----------
+    line, column : position (1-based) of the offending token in the text.
+    source : the file name, or ``"<text>"``.
+    """
+
+    def __init__(self, message: str, line: int, column: int, source: str = "<text>") -> None:
+        super().__init__(f"{source}:{line}:{column}: {message}")
+        self.line = line
+        self.column = column
+        self.source = source
