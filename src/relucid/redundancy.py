@@ -59,6 +59,8 @@ CAP = 100.0
 PARALLEL_MIN_ROWS = 256
 #: Random ray directions (32 n of them) only up to this dimension.
 RANDOM_RAYS_MAX_DIM = 16
+#: Up to this dimension the bounding box is computed exactly before the filters.
+EXACT_BOX_MAX_DIM = 16
 #: Rows whose unit normals have a cosine above this are tested for implying one another.
 NEAR_PARALLEL = 1 - 1e-9
 #: A subspace hint is used only when its dimension is at most this fraction of n.
@@ -332,8 +334,10 @@ def irredundant_rows(
     # warm. Model row r is live[r]; rays settle most box sides before any LP.
     model = SupportLP(al, bl)
     visited: list[FloatArray] = []
-    # Sides pinned by a domain row that no ray reached are taken at the row's value for now
-    # (an outer box: enough for the filters below) and settled at the end.
+    # In high dimension, sides pinned by a domain row that no ray reached are taken at the
+    # row's value for now (an outer box: enough for the filters below) and settled at the
+    # end; hundreds of side LPs are saved on MNIST. In low dimension the 2n side LPs are
+    # cheap and the exact box filters far more rows (ACAS Xu: 8 ms instead of 56 ms).
     lo, hi, bbox_lps, assumed = _bounding_box(
         al,
         bl,
@@ -341,7 +345,7 @@ def irredundant_rows(
         model=model,
         seen=axis_reach(al, bl, np.array(origins)),
         visited=visited,
-        skip_pinned=True,
+        skip_pinned=n > EXACT_BOX_MAX_DIM,
     )
 
     # 2. rows that cannot bind inside the bounding box.
