@@ -201,3 +201,15 @@ def test_box_sides_behind_a_redundant_domain_row_are_computed() -> None:
     np.testing.assert_array_equal(keep, [2, 3, 4])
     np.testing.assert_allclose(lo, [0, 0], atol=1e-12)
     np.testing.assert_allclose(hi, [0.5, 0.5], atol=1e-9)
+
+
+def test_lp_that_the_dual_simplex_fails_is_solved_by_the_primal() -> None:
+    # Found by hypothesis: HiGHS's dual simplex returns "Unknown" on this region's Chebyshev
+    # LP, warm and cold; the LP layer's last retry (primal simplex) solves it.
+    net = narrow_net(7980, 22, 2, (5, 9, 7))
+    x = np.random.default_rng(7981).uniform(-1, 1, 22)
+    pattern = net.patterns(x)[0]
+    poly, _ = region(net, pattern, net.domain, winner=int(np.argmax(net.forward(x))))
+    keep, _, _, ball = irredundant_rows(poly.A, poly.b)
+    assert ball.radius == pytest.approx(0.033827803248411, abs=1e-8)  # scipy's HiGHS
+    assert_reduction_exact(poly.A, poly.b, keep)

@@ -277,6 +277,14 @@ class LinearProgram:
             self._h.clearSolver()
             run_status = self._run()
             status = self._h.getModelStatus()
+            if status not in _VERDICTS and status != ms.kTimeLimit:
+                # The dual simplex can fail from scratch too (seen on a Chebyshev LP with a
+                # huge radius cap, which scipy's HiGHS and our primal simplex both solve).
+                self._h.setOptionValue("simplex_strategy", 4)
+                self._h.clearSolver()
+                run_status = self._run()
+                self._h.setOptionValue("simplex_strategy", self._strategy)
+                status = self._h.getModelStatus()
         self.solve_seconds += time.perf_counter() - t0
         if status == ms.kOptimal:
             x = np.array(self._h.getSolution().col_value, dtype=np.float64) if want_x else None
