@@ -38,6 +38,16 @@ class EmptyPolytopeError(RelucidError):
     """An operation that needs a non-empty polytope was given an empty one."""
 
 
+class _Located(RelucidError):
+    """An error at a known place of a text: the message reads ``source:line:column: ...``."""
+
+    def __init__(self, message: str, line: int, column: int, source: str = "<text>") -> None:
+        super().__init__(f"{source}:{line}:{column}: {message}")
+        self.line = line
+        self.column = column
+        self.source = source
+
+
 class ConstraintError(RelucidError, ValueError):
     """A safe-ordering constraint is invalid for its use.
 
@@ -47,7 +57,7 @@ class ConstraintError(RelucidError, ValueError):
     """
 
 
-class ConstraintSyntaxError(ConstraintError):
+class ConstraintSyntaxError(_Located, ConstraintError):
     """A constraint text is malformed; ``line`` and ``column`` (1-based) say where.
 
     Attributes
@@ -56,19 +66,13 @@ class ConstraintSyntaxError(ConstraintError):
     source : the file name, or ``"<text>"``.
     """
 
-    def __init__(self, message: str, line: int, column: int, source: str = "<text>") -> None:
-        super().__init__(f"{source}:{line}:{column}: {message}")
-        self.line = line
-        self.column = column
-        self.source = source
-
 
 class VnnlibError(ModelFormatError):
     """A VNN-LIB property cannot be used: it leaves the supported 1.0 subset, its disjunctive
     normal form grows past the configured bound, or an instances file is malformed."""
 
 
-class VnnlibSyntaxError(VnnlibError):
+class VnnlibSyntaxError(_Located, VnnlibError):
     """A VNN-LIB text is malformed or unsupported at a known place.
 
     Attributes
@@ -76,9 +80,3 @@ class VnnlibSyntaxError(VnnlibError):
     line, column : position (1-based) of the offending token in the text.
     source : the file name, or ``"<text>"``.
     """
-
-    def __init__(self, message: str, line: int, column: int, source: str = "<text>") -> None:
-        super().__init__(f"{source}:{line}:{column}: {message}")
-        self.line = line
-        self.column = column
-        self.source = source

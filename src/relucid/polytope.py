@@ -173,17 +173,9 @@ class SupportLP:
 
     def point(self) -> FloatArray:
         """The primal maximiser of the last solve (the duals of ``A^T lam = c``), up to sign:
-        HiGHS's sign convention for row duals is not ours to rely on, see :meth:`maximiser`."""
+        HiGHS's sign convention for row duals is not ours to rely on, so callers keep the
+        orientation that satisfies the rows."""
         return self.lp.row_duals()
-
-    def maximiser(self, b_eff: FloatArray | None = None) -> FloatArray:
-        """The last solve's maximiser, oriented so that it satisfies ``A x <= b_eff``
-        (default the model's offsets) as well as its sign allows."""
-        p = self.point()
-        rows = self.alive
-        off = (self.b if b_eff is None else b_eff)[rows]
-        ap = self.a[rows] @ p
-        return p if (ap - off).max(initial=0.0) <= (-ap - off).max(initial=0.0) else -p
 
     def set_offset(self, k: int, value: float) -> None:
         """Make row ``k`` read ``a_k x <= value`` (its dual variable's cost)."""

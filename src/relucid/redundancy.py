@@ -263,9 +263,8 @@ def _settle_sides(
     its support LP on the reduced model (same polytope).
     """
     lps = 0
-    axis = np.count_nonzero(a[kept], axis=1) == 1
-    col = np.argmax(np.abs(a[kept]), axis=1)
-    sign = np.sign(a[kept, col])
+    shape = Rows(a[kept])
+    axis, col, sign = shape.axis, shape.col, shape.sign
     for side, j in zip(*np.nonzero(assumed), strict=True):
         s = 1.0 if side else -1.0
         value = hi[j] if side else -lo[j]

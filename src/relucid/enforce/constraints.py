@@ -153,6 +153,14 @@ class IsMin(Post):
         return frozenset((self.k,))
 
 
+def _fold(parts: Sequence[Post] | Sequence[Pre], arg: ArrayLike, op: np.ufunc) -> BoolArray:
+    """``parts[0].holds(arg) op parts[1].holds(arg) op ...`` (the and/or combinators)."""
+    out = parts[0].holds(arg)
+    for p in parts[1:]:
+        out = op(out, p.holds(arg))
+    return np.asarray(out, dtype=bool)
+
+
 @dataclass(frozen=True, eq=True)
 class AllOf(Post):
     """Conjunction of postconditions (``a & b``)."""
@@ -164,10 +172,7 @@ class AllOf(Post):
             raise ConstraintError("AllOf needs one or more postconditions")
 
     def holds(self, y: ArrayLike) -> BoolArray:
-        out = self.parts[0].holds(y)
-        for p in self.parts[1:]:
-            out = out & p.holds(y)
-        return out
+        return _fold(self.parts, y, np.logical_and)
 
     def classes(self) -> frozenset[int]:
         return frozenset().union(*(p.classes() for p in self.parts))
@@ -184,10 +189,7 @@ class AnyOf(Post):
             raise ConstraintError("AnyOf needs one or more postconditions")
 
     def holds(self, y: ArrayLike) -> BoolArray:
-        out = self.parts[0].holds(y)
-        for p in self.parts[1:]:
-            out = out | p.holds(y)
-        return out
+        return _fold(self.parts, y, np.logical_or)
 
     def classes(self) -> frozenset[int]:
         return frozenset().union(*(p.classes() for p in self.parts))
@@ -392,10 +394,7 @@ class AllPre(Pre):
             raise ConstraintError("AllPre needs one or more preconditions")
 
     def holds(self, x: ArrayLike) -> BoolArray:
-        out = self.parts[0].holds(x)
-        for p in self.parts[1:]:
-            out = out & p.holds(x)
-        return out
+        return _fold(self.parts, x, np.logical_and)
 
     def features(self) -> frozenset[int]:
         return frozenset().union(*(p.features() for p in self.parts))
@@ -412,10 +411,7 @@ class AnyPre(Pre):
             raise ConstraintError("AnyPre needs one or more preconditions")
 
     def holds(self, x: ArrayLike) -> BoolArray:
-        out = self.parts[0].holds(x)
-        for p in self.parts[1:]:
-            out = out | p.holds(x)
-        return out
+        return _fold(self.parts, x, np.logical_or)
 
     def features(self) -> frozenset[int]:
         return frozenset().union(*(p.features() for p in self.parts))
