@@ -155,6 +155,11 @@ class LinearProgram:
         self.retries = 0
         self.solve_seconds = 0.0
 
+    @property
+    def highs(self) -> highspy.Highs:
+        """The underlying HiGHS object, for MILP-specific calls (status, info, options)."""
+        return self._h
+
     # -- changes -------------------------------------------------------------------------
     def set_objective(self, c: ArrayLike, sense: Literal["min", "max"] = "min") -> None:
         """Replace the objective by ``c^T x`` to be minimised or maximised."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
@@ -113,6 +114,8 @@ class NetworkMILP:
             vals.append(v)
 
         prev = self.x_cols
+        self._r2: list[NDArray[np.int64]] = []
+        self._r3: list[NDArray[np.int64]] = []
         for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
             out = self.z_cols[k] if k < len(sizes) else self.y_cols
             s_out = w.shape[0]
@@ -139,6 +142,8 @@ class NetworkMILP:
             block(r3, d, -lk)
             row_lo += [np.zeros(s_out), np.full(s_out, -np.inf), np.full(s_out, -np.inf)]
             row_hi += [np.full(s_out, np.inf), np.zeros(s_out), -lk]
+            self._r2.append(r2)
+            self._r3.append(r3)
             nrows += 3 * s_out
             prev = h
         matrix = sparse.csr_array(
@@ -159,6 +164,10 @@ class NetworkMILP:
         self.lp.set_option("mip_abs_gap", 1e-9)
         self._d_all = integer
         self.nap: Int8Array = np.full(net.num_hidden, -1, dtype=np.int8)
+        # Extra rows (input half-spaces, output conditions), added on first use and switched
+        # off by infinite bounds when a query does not need them.
+        self._extra: dict[bytes, int] = {}
+        self._active: set[int] = set()
 
     def set_nap(self, nap: ArrayLike | None) -> None:
         """Fix neurons: 1 active (``d = 1``), 0 inactive (``d = 0``), -1 free (``d`` binary).
@@ -196,3 +205,116 @@ class NetworkMILP:
             return MILPResult(res.status, None, None)
         x = np.clip(res.x[self.x_cols], self.box.lo, self.box.hi)
         return MILPResult(LPStatus.OPTIMAL, res.objective, x)
+
+    # -- re-use across queries -------------------------------------------------------------
+    def set_bounds(self, bounds: Sequence[tuple[ArrayLike, ArrayLike]]) -> None:
+        """Replace the pre-activation bounds (and with them the big-M constants).
+
+        Valid for every later query whose NAP the bounds were computed under (or a finer
+        one): tighter big-M rows make the relaxation, and so HiGHS, much faster. Only
+        bounds and coefficients change; the model is kept.
+        """
+        h = self.lp.highs
+        for k, (lb, ub) in enumerate(bounds):
+            l_k = np.asarray(lb, dtype=np.float64)
+            u_k = np.asarray(ub, dtype=np.float64)
+            if l_k.shape != self.lower[k].shape or u_k.shape != self.upper[k].shape:
+                raise InputError(f"bounds of layer {k} have the wrong shape")
+            if not (np.isfinite(l_k).all() and np.isfinite(u_k).all()):
+                raise InputError(f"bounds of layer {k} must be finite")
+            l_k = np.minimum(l_k, u_k)
+            self.lower[k], self.upper[k] = l_k, u_k
+            lk, uk = np.minimum(l_k, 0.0), np.maximum(u_k, 0.0)
+            self.lp.set_cols_bounds(self.z_cols[k], l_k, u_k)
+            self.lp.set_cols_bounds(self.h_cols[k], 0.0, uk)
+            self.lp.set_rows_bounds(self._r3[k], -np.inf, -lk)
+            for r2, r3, d, a, c in zip(
+                self._r2[k].tolist(),
+                self._r3[k].tolist(),
+                self.d_cols[k].tolist(),
+                (-uk).tolist(),
+                (-lk).tolist(),
+                strict=True,
+            ):
+                h.changeCoeff(r2, d, a)
+                h.changeCoeff(r3, d, c)
+
+    def set_extra_rows(
+        self,
+        x_rows: tuple[ArrayLike, ArrayLike] | None = None,
+        y_rows: tuple[ArrayLike, ArrayLike] | None = None,
+    ) -> None:
+        """Impose ``A x <= b`` and ``C y <= d`` for the next solves (None: none).
+
+        Each distinct row is added once and kept; rows not named here are switched off.
+        """
+        wanted: dict[int, float] = {}
+        for cols, rows in ((self.x_cols, x_rows), (self.y_cols, y_rows)):
+            if rows is None:
+                continue
+            a = np.atleast_2d(np.asarray(rows[0], dtype=np.float64))
+            rhs = np.asarray(rows[1], dtype=np.float64).reshape(-1)
+            if a.shape != (rhs.size, cols.size):
+                raise InputError(f"extra rows have shape {a.shape}, expected (k, {cols.size})")
+            for coef, r in zip(a, rhs, strict=True):
+                key = cols[:1].tobytes() + coef.tobytes()
+                idx = self._extra.get(key)
+                if idx is None:
+                    full = np.zeros((1, self.lp.num_cols))
+                    full[0, cols] = coef
+                    idx = self.lp.num_rows
+                    self.lp.add_rows(full, [np.inf])
+                    self._extra[key] = idx
+                wanted[idx] = min(float(r), wanted.get(idx, float(np.inf)))
+        for idx in self._active - wanted.keys():
+            self.lp.set_row_bounds(idx, -np.inf, np.inf)
+        for idx, rhs_i in wanted.items():
+            self.lp.set_row_bounds(idx, -np.inf, rhs_i)
+        self._active = set(wanted)
+
+    def find(self, c_y: ArrayLike | None, time_limit: float | None) -> MILPSearch:
+        """Look for any feasible point (stopping at the first), guided by ``min c_y . y``.
+
+        Returns the outcome without raising on a time limit: ``status`` is ``"feasible"``
+        (with ``x``), ``"infeasible"``, ``"timeout"`` or ``"error"`` (HiGHS's words in
+        ``detail``).
+        """
+        h = self.lp.highs
+        cost = np.zeros(self.lp.num_cols)
+        if c_y is not None:
+            cost[self.y_cols] = np.asarray(c_y, dtype=np.float64)
+        self.lp.set_objective(cost, "min")
+        h.setOptionValue("mip_max_improving_sols", 1)
+        if time_limit is not None:
+            h.setOptionValue("time_limit", h.getRunTime() + max(time_limit, 1e-3))
+        else:
+            h.setOptionValue("time_limit", np.inf)
+        h.run()
+        ms = highspy.HighsModelStatus
+        status = h.getModelStatus()
+        info = h.getInfo()
+        nodes = int(info.mip_node_count)
+        has_point = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        if has_point and status != ms.kInfeasible:
+            x = np.array(h.getSolution().col_value, dtype=np.float64)
+            return MILPSearch("feasible", x, nodes, "")
+        if status == ms.kInfeasible:
+            return MILPSearch("infeasible", None, nodes, "")
+        if status == ms.kTimeLimit:
+            return MILPSearch("timeout", None, nodes, "")
+        return MILPSearch("error", None, nodes, h.modelStatusToString(status))
+
+    def point(self, sol: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """The input and the activation pattern (binaries rounded) of a MILP solution."""
+        x = np.clip(sol[self.x_cols], self.box.lo, self.box.hi)
+        return x, sol[self._d_all] > 0.5
+
+
+@dataclass(frozen=True)
+class MILPSearch:
+    """Outcome of :meth:`NetworkMILP.find`."""
+
+    status: str
+    solution: FloatArray | None
+    nodes: int
+    detail: str

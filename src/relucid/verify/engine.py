@@ -1,0 +1,464 @@
+"""The ``milp`` backend: bounds, a quick attack, then a MILP built once and re-used.
+
+Both kinds of question reduce to one search: is there an ``x`` in a region (a box, optionally
+cut by half-spaces ``A x <= b``) that obeys a NAP and whose output satisfies ``C_t y <= d_t``
+for some term ``t`` of a disjunction? For a NAP query the terms are ``y_c - y_j <= margin``,
+one per ``j != c``; for a VNN-LIB property they are the property's unsafe output terms, the
+NAP is all free, and each input region is searched in turn.
+
+:meth:`MilpVerifier.search` settles each term in this order, stopping as soon as it can:
+
+1. **Bounds** (:func:`~relucid.verify.symbolic_bounds` under the NAP): an empty region ends
+   the search (EMPTY); a term whose lower bound of ``C_t y`` exceeds ``d_t`` (by
+   :func:`~relucid.verify.output_bounds`) is impossible. Neurons whose bounds fix their state
+   are stable and lose their binary.
+2. **Attack** (:func:`~relucid.verify.pgd_attack`): a candidate counts only when the replay (a
+   plain float64 forward pass) confirms it.
+3. **MILP** (:class:`~relucid.verify.NetworkMILP`): one model per network and box, kept
+   across queries; each query changes only bounds (the NAP's binaries, the big-M constants
+   from this query's bounds, the output rows). HiGHS stops at the first feasible point.
+
+Soundness. The MILP searches the *enlarged* unsafe set ``C_t y <= d_t + delta`` with
+``delta = safety * (1 + |d_t|)``, so HiGHS's feasibility tolerances (1e-7 primal, 1e-6
+integrality) cannot hide a true counterexample behind a claim of infeasibility. A point it
+returns must pass the replay; when it fails by rounding, an LP over the point's complete
+activation pattern (:func:`_repair`) looks for a point strictly inside both the pattern's
+region and the unsafe set, which is replayed again. A candidate that still fails makes the
+verdict UNKNOWN, with the reason, never FALSIFIED or VERIFIED. A VERIFIED verdict for a NAP
+query also needs a point that obeys the NAP (a hint, an attack point or a MILP point, each
+replayed); when the MILP finds none the verdict is EMPTY.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from relucid.domain import Box
+from relucid.errors import InputError, SolverError
+from relucid.lp import LinearProgram, LPStatus
+from relucid.network import ReluNetwork
+from relucid.pattern import local_affine
+from relucid.verify.attack import pgd_attack
+from relucid.verify.bounds import Bounds, output_bounds, symbolic_bounds
+from relucid.verify.milp import NetworkMILP
+from relucid.verify.query import NapQuery, Status, VerifyResult
+from relucid.verify.vnnlib import VnnProperty
+
+FloatArray = NDArray[np.float64]
+Int8Array = NDArray[np.int8]
+BoolArray = NDArray[np.bool_]
+
+#: Models kept per verifier (one per network and box).
+_CACHE_SIZE = 8
+
+
+@dataclass
+class SearchOutcome:
+    """What :meth:`MilpVerifier.search` found for one region."""
+
+    status: Status
+    reason: str = ""
+    x: FloatArray | None = None
+    term: int | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class _Timeout(Exception):
+    pass
+
+
+class MilpVerifier:
+    """The default complete verifier (see the module notes).
+
+    Parameters
+    ----------
+    attack : run the PGD falsifier before the MILP.
+    attack_restarts, attack_steps : its budget.
+    safety : relative enlargement of the unsafe set searched by the MILP.
+    seed : the attack's random starts.
+    """
+
+    name = "milp"
+
+    def __init__(
+        self,
+        *,
+        attack: bool = True,
+        attack_restarts: int = 8,
+        attack_steps: int = 40,
+        safety: float = 1e-6,
+        seed: int = 0,
+    ) -> None:
+        if safety < 0:
+            raise InputError("safety must be >= 0")
+        self.attack = attack
+        self.attack_restarts = attack_restarts
+        self.attack_steps = attack_steps
+        self.safety = safety
+        self.seed = seed
+        self._models: OrderedDict[tuple[int, bytes], NetworkMILP] = OrderedDict()
+
+    # -- public API --------------------------------------------------------------------------
+    def verify_nap(
+        self, net: ReluNetwork, query: NapQuery, timeout: float | None = None
+    ) -> VerifyResult:
+        """Decide a NAP query (see :mod:`relucid.verify.query`)."""
+        t0 = time.perf_counter()
+        query.check(net)
+        terms = query.terms(net.output_dim)
+        # With ties allowed the unsafe set y_c - y_j < margin is open; the MILP searches
+        # a closed set, so it is shrunk by twice the safety enlargement. Such a VERIFIED
+        # holds up to that tolerance, and says so.
+        shrink = 2 * self.safety * (1.0 + abs(query.margin)) if query.allow_ties else 0.0
+        out = self.search(
+            net,
+            query.box,
+            [(row[None, :], np.array([d - shrink])) for _, row, d in terms],
+            nap=query.nap,
+            A=query.A,
+            b=query.b,
+            replay=lambda x, t: query.violated_by(net, x),
+            obeys=lambda X: query.obeys(net, X),
+            hints=query.hints,
+            need_member=True,
+            deadline=None if timeout is None else t0 + timeout,
+        )
+        j = None if out.term is None else terms[out.term][0]
+        if shrink and out.status is Status.VERIFIED:
+            out.reason += f" (ties allowed: up to {shrink / 2:.0e})"
+        return VerifyResult(
+            out.status, self.name, time.perf_counter() - t0, out.reason, out.x, j, out.stats
+        )
+
+    def verify_property(
+        self, net: ReluNetwork, prop: VnnProperty, timeout: float | None = None
+    ) -> VerifyResult:
+        """Decide a VNN-LIB property, one input region after another."""
+        t0 = time.perf_counter()
+        if net.input_dim != prop.num_inputs or net.output_dim != prop.num_outputs:
+            raise InputError(
+                f"{net!r} does not fit {prop.source}: {prop.num_inputs} inputs and "
+                f"{prop.num_outputs} outputs declared"
+            )
+        deadline = None if timeout is None else t0 + timeout
+        stats: dict[str, float] = {}
+        unknown: str | None = None
+        if not prop.inputs or not prop.output:
+            why = "the input set is empty" if not prop.inputs else "no output is unsafe"
+            status = Status.EMPTY if not prop.inputs else Status.VERIFIED
+            return VerifyResult(status, self.name, time.perf_counter() - t0, why)
+        for region in prop.inputs:
+            box = region.box
+            if not (np.isfinite(box.lo).all() and np.isfinite(box.hi).all()):
+                raise InputError(f"{prop.source}: every input needs finite bounds")
+            out = self.search(
+                net,
+                box,
+                list(prop.output),
+                A=region.A,
+                b=region.b,
+                replay=lambda x, t: prop.check_counterexample(net, x),
+                obeys=lambda X, r=region: r.contains(X),  # type: ignore[misc]
+                need_member=False,
+                deadline=deadline,
+            )
+            for key, value in out.stats.items():
+                stats[key] = stats.get(key, 0) + value
+            if out.status is Status.FALSIFIED:
+                return VerifyResult(
+                    out.status,
+                    self.name,
+                    time.perf_counter() - t0,
+                    out.reason,
+                    out.x,
+                    out.term,
+                    stats,
+                )
+            if out.status is Status.UNKNOWN:
+                unknown = unknown or out.reason
+        seconds = time.perf_counter() - t0
+        if unknown is not None:
+            return VerifyResult(Status.UNKNOWN, self.name, seconds, unknown, stats=stats)
+        return VerifyResult(Status.VERIFIED, self.name, seconds, "every region", stats=stats)
+
+    # -- the search --------------------------------------------------------------------------
+    def search(
+        self,
+        net: ReluNetwork,
+        box: Box,
+        terms: Sequence[tuple[ArrayLike, ArrayLike]],
+        *,
+        nap: ArrayLike | None = None,
+        A: ArrayLike | None = None,
+        b: ArrayLike | None = None,
+        replay: Callable[[FloatArray, int], bool],
+        obeys: Callable[[FloatArray], BoolArray],
+        hints: ArrayLike | None = None,
+        need_member: bool = True,
+        deadline: float | None = None,
+    ) -> SearchOutcome:
+        """Look for ``x`` in the region, obeying ``nap``, with ``C_t f(x) <= d_t`` for some t.
+
+        ``replay(x, t)`` is the independent check of a candidate for term ``t``;
+        ``obeys(X)`` says which inputs lie in the region and obey the NAP. With
+        ``need_member`` an all-impossible search still has to show a point obeying the NAP
+        before it says VERIFIED (EMPTY otherwise).
+        """
+        stats: dict[str, float] = {}
+        try:
+            return self._search(
+                net, box, terms, nap, A, b, replay, obeys, hints, need_member, deadline, stats
+            )
+        except _Timeout:
+            return SearchOutcome(Status.UNKNOWN, "timeout", stats=stats)
+        except SolverError as exc:
+            return SearchOutcome(Status.UNKNOWN, f"solver trouble: {exc}", stats=stats)
+
+    def _search(
+        self,
+        net: ReluNetwork,
+        box: Box,
+        terms: Sequence[tuple[ArrayLike, ArrayLike]],
+        nap_in: ArrayLike | None,
+        A: ArrayLike | None,
+        b: ArrayLike | None,
+        replay: Callable[[FloatArray, int], bool],
+        obeys: Callable[[FloatArray], BoolArray],
+        hints: ArrayLike | None,
+        need_member: bool,
+        deadline: float | None,
+        stats: dict[str, float],
+    ) -> SearchOutcome:
+        nap = (
+            np.full(net.num_hidden, -1, np.int8)
+            if nap_in is None
+            else np.asarray(nap_in, np.int8).reshape(-1)
+        )
+        a_mat = np.zeros((0, net.input_dim)) if A is None else np.atleast_2d(np.asarray(A, float))
+        b_vec = np.zeros(0) if b is None else np.asarray(b, float).reshape(-1)
+        cs = [np.atleast_2d(np.asarray(c, np.float64)) for c, _ in terms]
+        ds = [np.asarray(d, np.float64).reshape(-1) for _, d in terms]
+        member = False
+        if hints is not None and np.size(hints):
+            member = bool(obeys(np.atleast_2d(np.asarray(hints, np.float64))).any())
+
+        # 1. Bounds.
+        t = time.perf_counter()
+        bounds = symbolic_bounds(net, box, nap)
+        stats["bounds_seconds"] = time.perf_counter() - t
+        if bounds.empty:
+            where = "" if bounds.empty_neuron is None else f" (neuron {bounds.empty_neuron})"
+            return SearchOutcome(Status.EMPTY, f"bounds prove no input obeys the NAP{where}")
+        stats["unstable"] = int((bounds.unstable & (nap == -1)).sum())
+        open_terms = []
+        for i, (c, d) in enumerate(zip(cs, ds, strict=True)):
+            if c.shape[0] == 0:
+                open_terms.append(i)
+                continue
+            lower, _ = output_bounds(net, box, c, bounds, nap)
+            if not np.any(lower > d):
+                open_terms.append(i)
+        stats["terms_by_bounds"] = len(cs) - len(open_terms)
+        self._check_time(deadline)
+
+        # 2. Attack.
+        if self.attack and open_terms:
+            res = pgd_attack(
+                net,
+                box,
+                [(cs[i], ds[i]) for i in open_terms],
+                nap=nap,
+                A=a_mat if b_vec.size else None,
+                b=b_vec if b_vec.size else None,
+                starts=hints,
+                restarts=self.attack_restarts,
+                steps=self.attack_steps,
+                seed=self.seed,
+            )
+            stats["attack_steps"] = res.steps
+            for x, loss, ti in zip(res.points, res.losses, res.terms, strict=True):
+                if loss > 0:
+                    break
+                if replay(x, open_terms[int(ti)]):
+                    return SearchOutcome(
+                        Status.FALSIFIED, "attack", x.copy(), open_terms[int(ti)], stats
+                    )
+            if need_member and not member:
+                member = bool(obeys(res.points).any())
+            self._check_time(deadline)
+
+        # 3. MILP, one term at a time.
+        if open_terms or (need_member and not member):
+            model = self._model(net, box, bounds, nap)
+        x_rows = (a_mat, b_vec) if b_vec.size else None
+        for i in open_terms:
+            c, d = cs[i], ds[i]
+            delta = self.safety * (1.0 + np.abs(d))
+            model.set_extra_rows(x_rows=x_rows, y_rows=(c, d + delta) if c.shape[0] else None)
+            verdict, x = self._milp(
+                model,
+                c.sum(axis=0) if c.shape[0] else None,
+                lambda p, i=i: replay(p, i),  # type: ignore[misc]
+                lambda pattern, c=c, d=d: _repair(net, box, a_mat, b_vec, pattern, c, d),  # type: ignore[misc]
+                deadline,
+                stats,
+            )
+            if verdict == "infeasible":
+                continue
+            if verdict == "confirmed":
+                return SearchOutcome(Status.FALSIFIED, "milp", x, i, stats)
+            return SearchOutcome(
+                Status.UNKNOWN,
+                f"the MILP found a point within {float(delta.max()):.1e} of the unsafe set "
+                "that the forward pass does not confirm, and none strictly inside",
+                stats=stats,
+            )
+        if need_member and not member:
+            model.set_extra_rows(x_rows=x_rows)
+            no_rows = np.zeros((0, net.output_dim))
+            verdict, x = self._milp(
+                model,
+                None,
+                lambda p: bool(obeys(p[None, :]).any()),
+                lambda pattern: _repair(net, box, a_mat, b_vec, pattern, no_rows, np.zeros(0)),
+                deadline,
+                stats,
+            )
+            if verdict == "infeasible":
+                return SearchOutcome(Status.EMPTY, "the MILP proves no input obeys the NAP")
+            if verdict == "unconfirmed":
+                return SearchOutcome(
+                    Status.UNKNOWN,
+                    "the NAP's region is empty or thinner than the solver's tolerance",
+                    stats=stats,
+                )
+        how = "milp" if stats.get("milp_solves") else "bounds"
+        return SearchOutcome(Status.VERIFIED, how, stats=stats)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _milp(
+        self,
+        model: NetworkMILP,
+        c_y: FloatArray | None,
+        check: Callable[[FloatArray], bool],
+        repair: Callable[[BoolArray], FloatArray | None],
+        deadline: float | None,
+        stats: dict[str, float],
+    ) -> tuple[str, FloatArray | None]:
+        """One MILP search: ``("infeasible", None)``, ``("confirmed", x)`` or
+        ``("unconfirmed", None)``.
+
+        HiGHS's tolerances only ever enlarge the set it searches (a binary within 1e-6 of
+        an integer lets ``h`` leave ``relu(z)`` by 1e-6 times the big-M constant), so
+        "infeasible" is trusted, but a point it returns may lie just outside the true set.
+        Such a point is replayed (``check``), then repaired (an LP on its activation
+        pattern), then searched again once with a 1000x tighter integrality tolerance.
+        """
+        h = model.lp.highs
+        for tight in (False, True):
+            if tight:
+                h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+            try:
+                found = model.find(c_y, self._left(deadline))
+            finally:
+                if tight:
+                    h.setOptionValue("mip_feasibility_tolerance", 1e-6)
+            stats["milp_nodes"] = stats.get("milp_nodes", 0) + found.nodes
+            stats["milp_solves"] = stats.get("milp_solves", 0) + 1
+            if found.status == "timeout":
+                raise _Timeout
+            if found.status == "error":
+                raise SolverError(f"HiGHS stopped with {found.detail}")
+            if found.status == "infeasible":
+                return "infeasible", None
+            assert found.solution is not None
+            x, pattern = model.point(found.solution)
+            if check(x):
+                return "confirmed", x
+            stats["repairs"] = stats.get("repairs", 0) + 1
+            fixed = repair(pattern)
+            if fixed is not None and check(fixed):
+                return "confirmed", fixed
+        return "unconfirmed", None
+
+    def _model(self, net: ReluNetwork, box: Box, bounds: Bounds, nap: Int8Array) -> NetworkMILP:
+        key = (id(net), box.lo.tobytes() + box.hi.tobytes())
+        model = self._models.get(key)
+        pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
+        if model is None or model.net is not net:
+            model = NetworkMILP(net, box, pairs)
+            self._models[key] = model
+            while len(self._models) > _CACHE_SIZE:
+                self._models.popitem(last=False)
+        else:
+            model.set_bounds(pairs)
+            self._models.move_to_end(key)
+        eff = nap.copy()
+        eff[(nap == -1) & bounds.stable_active] = 1
+        eff[(nap == -1) & bounds.stable_inactive & ~bounds.stable_active] = 0
+        model.set_nap(eff)
+        return model
+
+    @staticmethod
+    def _left(deadline: float | None) -> float | None:
+        if deadline is None:
+            return None
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise _Timeout
+        return left
+
+    def _check_time(self, deadline: float | None) -> None:
+        self._left(deadline)
+
+
+def _repair(
+    net: ReluNetwork,
+    box: Box,
+    a_mat: FloatArray,
+    b_vec: FloatArray,
+    pattern: BoolArray,
+    c: FloatArray,
+    d: FloatArray,
+) -> FloatArray | None:
+    """A point strictly inside ``pattern``'s region and ``C y <= d``, if the LP finds one.
+
+    Maximises a common slack ``s <= 1`` of every pattern side (``z_i >= s`` for active,
+    ``z_i <= -s`` for inactive neurons), every unsafe row (``C y <= d - s``) and every
+    half-space, over the box. On the pattern's region the network is the affine map of
+    :func:`~relucid.pattern.local_affine`, so this is one LP.
+    """
+    aff = local_affine(net, pattern)
+    sgn = np.where(pattern, 1.0, -1.0)
+    n = net.input_dim
+    # Rows over (x, s): -sgn*(M x + c) + s <= 0 ; C (L x + d0) + s <= d ; A x + s|A| <= b.
+    rows = [np.hstack([-sgn[:, None] * aff.M, np.ones((aff.M.shape[0], 1))])]
+    rhs = [sgn * aff.c]
+    if c.shape[0]:
+        rows.append(np.hstack([c @ aff.L, np.ones((c.shape[0], 1))]))
+        rhs.append(d - c @ aff.d)
+    if b_vec.size:
+        norms = np.linalg.norm(a_mat, axis=1, keepdims=True)
+        rows.append(np.hstack([a_mat, norms]))
+        rhs.append(b_vec)
+    lp = LinearProgram(
+        np.vstack(rows),
+        np.concatenate(rhs),
+        col_lo=np.append(box.lo, -np.inf),
+        col_hi=np.append(box.hi, 1.0),
+    )
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    try:
+        res = lp.maximize(cost)
+    except SolverError:
+        return None
+    if res.status is not LPStatus.OPTIMAL or res.x is None or res.x[-1] < 0:
+        return None
+    return np.clip(res.x[:n], box.lo, box.hi)

@@ -1,0 +1,272 @@
+"""The ``milp`` verifier against exhaustive region enumeration, attacks and constructed cases.
+
+Ground truth: a network with few hidden neurons is affine on each complete activation
+pattern's region, a polytope. Enumerating every pattern that agrees with the NAP and solving
+one LP per pattern and class with scipy (not our LP layer) decides the query exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from relucid import ReluNetwork
+from relucid.domain import Box
+from relucid.errors import InputError
+from relucid.pattern import local_affine
+from relucid.verify import (
+    MilpVerifier,
+    NapQuery,
+    NetworkMILP,
+    Status,
+    parse_vnnlib,
+    pgd_attack,
+    symbolic_bounds,
+)
+
+
+def random_net(seed: int, sizes: list[int], bias: float = 0.3) -> ReluNetwork:
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(size=(o, i)) / np.sqrt(i) for i, o in itertools.pairwise(sizes)]
+    bs = [rng.normal(size=o) * bias for o in sizes[1:]]
+    return ReluNetwork(ws, bs)
+
+
+def balanced_net(sizes: list[int], start: int = 0) -> ReluNetwork:
+    """A random network whose classes all win a fair share of the box [-1, 1]^n."""
+    probe = np.random.default_rng(12345).uniform(-1, 1, (2000, sizes[0]))
+    for seed in range(start, start + 500):
+        net = random_net(seed, sizes)
+        counts = np.bincount(net.forward(probe).argmax(1), minlength=sizes[-1])
+        if counts.min() > 2000 / (3 * sizes[-1]):
+            return net
+    raise AssertionError("no balanced network found")
+
+
+def exact_verdict(net: ReluNetwork, q: NapQuery) -> Status:
+    """Decide ``q`` by enumerating complete patterns (scipy LPs): the independent oracle."""
+    free = np.flatnonzero(q.nap == -1)
+    nonempty = False
+    for bits in itertools.product((0, 1), repeat=free.size):
+        pattern = q.nap.astype(bool).copy()
+        pattern[free] = np.array(bits, dtype=bool)
+        aff = local_affine(net, pattern)
+        sgn = np.where(pattern, 1.0, -1.0)
+        # -sgn * (M x + c) <= 0 (closed sides), plus the domain's half-spaces.
+        a_ub = np.vstack([-sgn[:, None] * aff.M, q.A])
+        b_ub = np.concatenate([sgn * aff.c, q.b])
+        bounds = list(zip(q.box.lo, q.box.hi, strict=True))
+        for j in range(net.output_dim):
+            if j == q.label:
+                continue
+            gap = aff.L[q.label] - aff.L[j]
+            res = linprog(gap, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
+            if res.status == 2:
+                break  # this pattern's region is empty
+            assert res.status == 0, res.message
+            nonempty = True
+            value = res.fun + aff.d[q.label] - aff.d[j]
+            if value <= q.margin + 1e-9:
+                return Status.FALSIFIED
+    return Status.VERIFIED if nonempty else Status.EMPTY
+
+
+def random_queries(net: ReluNetwork, box: Box, count: int, seed: int) -> list[NapQuery]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(box.lo, box.hi, (count, net.input_dim))
+    Z = np.concatenate(net.pre_activations(X), axis=1)
+    out = []
+    for x, z in zip(X, Z, strict=True):
+        nap = (z > 0).astype(np.int8)
+        nap[rng.random(nap.size) < rng.uniform(0, 0.8)] = -1
+        if rng.random() < 0.2:  # flip a few: sometimes empty, sometimes not
+            flip = rng.integers(0, nap.size, 2)
+            nap[flip] = 1 - np.maximum(nap[flip], 0)
+        label = int(net.forward(x).argmax()) if rng.random() < 0.8 else int(rng.integers(3))
+        out.append(NapQuery(nap, label, box))
+    return out
+
+
+BOX2 = Box(-np.ones(2), np.ones(2))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_verdicts_match_exhaustive_enumeration(seed: int) -> None:
+    net = balanced_net([2, 5, 4, 3], start=seed * 50)
+    verifier = MilpVerifier()
+    seen = set()
+    for q in random_queries(net, BOX2, 25, seed):
+        res = verifier.verify_nap(net, q, timeout=30)
+        truth = exact_verdict(net, q)
+        assert res.status is truth, (q.to_dict(), res, truth)
+        seen.add(res.status)
+        if res.status is Status.FALSIFIED:
+            x = res.counterexample
+            assert x is not None and q.violated_by(net, x)
+            # Independently of violated_by: the plain forward pass.
+            z = np.concatenate(net.pre_activations(x[None, :]), axis=1)[0]
+            assert np.all(z[q.nap == 1] >= 0) and np.all(z[q.nap == 0] <= 0)
+            y = net.forward(x)
+            assert y[q.label] <= np.delete(y, q.label).max() + q.margin
+            assert np.all(x >= BOX2.lo) and np.all(x <= BOX2.hi)
+    assert Status.VERIFIED in seen and Status.FALSIFIED in seen
+
+
+def test_verified_survives_strong_attack_and_sampling() -> None:
+    net = balanced_net([4, 8, 8, 3])
+    box = Box(-np.ones(4), np.ones(4))
+    verifier = MilpVerifier()
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (50_000, 4))
+    verified = 0
+    for q in random_queries(net, box, 40, 7):
+        res = verifier.verify_nap(net, q, timeout=30)
+        if res.status is not Status.VERIFIED:
+            continue
+        verified += 1
+        assert not np.any(q.obeys(net, X) & q.misclassified(net.forward(X)))
+        terms = [(row[None, :], np.array([d])) for _, row, d in q.terms(3)]
+        att = pgd_attack(net, box, terms, nap=q.nap, restarts=64, steps=200, seed=1)
+        for x in att.points[att.losses <= 0]:
+            assert not q.violated_by(net, x)
+    assert verified >= 5
+
+
+def test_empty_naps_are_empty_never_verified() -> None:
+    # z0 = x0 - 2 < 0 on [-1, 1]: fixing it active leaves nothing (bounds see it).
+    net = ReluNetwork([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]], [[-2.0, 0.0], [0, 0]])
+    res = MilpVerifier().verify_nap(net, NapQuery([1, -1], 0, BOX2))
+    assert res.status is Status.EMPTY
+    # z0 = x0 + x1 and z1 = -x0 - x1 - 0.5 can't both be >= 0, but each alone can: only
+    # the MILP (or LP) sees it, not interval bounds.
+    net2 = ReluNetwork(
+        [[[1.0, 1.0], [-1.0, -1.0]], [[1.0, 0.0], [0.0, 1.0]]], [[0.0, -0.5], [0.0, 0.0]]
+    )
+    res2 = MilpVerifier().verify_nap(net2, NapQuery([1, 1], 0, BOX2))
+    assert res2.status is Status.EMPTY
+    assert exact_verdict(net2, NapQuery([1, 1], 0, BOX2)) is Status.EMPTY
+    # A half-space of the domain can empty a NAP too.
+    q3 = NapQuery([1, -1], 0, BOX2, A=[[1.0, 1.0]], b=[-0.5])
+    assert MilpVerifier().verify_nap(net2, q3).status is Status.EMPTY
+
+
+def test_ties_are_violations_unless_allowed() -> None:
+    # y0 - y1 = relu(x0) - relu(x0) ... both logits equal relu(x0): a tie everywhere.
+    net = ReluNetwork([[[1.0, 0.0]], [[1.0], [1.0]]], [[0.0], [0.0, 0.0]])
+    v = MilpVerifier()
+    res = v.verify_nap(net, NapQuery([-1], 0, BOX2))
+    assert res.status is Status.FALSIFIED
+    assert res.counterexample is not None
+    assert v.verify_nap(net, NapQuery([-1], 0, BOX2, allow_ties=True)).status is Status.VERIFIED
+    # A margin: y0 - y1 = 1 everywhere passes margin 0.5, fails margin 1.
+    net2 = ReluNetwork([[[1.0, 0.0]], [[1.0], [1.0]]], [[0.0], [1.0, 0.0]])
+    assert v.verify_nap(net2, NapQuery([-1], 0, BOX2, margin=0.5)).status is Status.VERIFIED
+    assert v.verify_nap(net2, NapQuery([-1], 0, BOX2, margin=1.0)).status is Status.FALSIFIED
+
+
+def test_half_spaces_are_respected() -> None:
+    # y0 - y1 = x0: class 0 wins exactly where x0 > 0.
+    net = ReluNetwork([[[1.0, 0.0], [-1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]], [[0, 0], [0, 0]])
+    v = MilpVerifier()
+    assert v.verify_nap(net, NapQuery([-1, -1], 0, BOX2)).status is Status.FALSIFIED
+    q = NapQuery([-1, -1], 0, BOX2, A=[[-1.0, 0.0]], b=[-0.1])  # x0 >= 0.1
+    assert v.verify_nap(net, q).status is Status.VERIFIED
+    q2 = NapQuery([-1, -1], 0, BOX2, A=[[-1.0, 0.0]], b=[0.1])  # x0 >= -0.1
+    res = v.verify_nap(net, q2)
+    assert res.status is Status.FALSIFIED and res.counterexample is not None
+    assert res.counterexample[0] >= -0.1 - 1e-12
+
+
+def test_model_reuse_matches_fresh_models() -> None:
+    # One verifier (cached model, bounds changed in place) vs a fresh verifier per query.
+    net = balanced_net([3, 6, 6, 3])
+    box = Box(-np.ones(3), np.ones(3))
+    shared = MilpVerifier(attack=False)
+    for q in random_queries(net, box, 30, 11):
+        a = shared.verify_nap(net, q, timeout=30).status
+        b = MilpVerifier(attack=False).verify_nap(net, q, timeout=30).status
+        assert a is b
+    assert len(shared._models) == 1
+
+
+def test_set_bounds_changes_big_m_in_place() -> None:
+    net = random_net(5, [2, 4, 3])
+    b_all = symbolic_bounds(net, BOX2)
+    pairs = list(zip(b_all.lower[:-1], b_all.upper[:-1], strict=True))
+    nap = np.array([1, -1, 0, -1], np.int8)
+    b_nap = symbolic_bounds(net, BOX2, nap)
+    pairs_nap = list(zip(b_nap.lower[:-1], b_nap.upper[:-1], strict=True))
+    m1 = NetworkMILP(net, BOX2, pairs)
+    m1.set_bounds(pairs_nap)
+    m1.set_nap(nap)
+    m2 = NetworkMILP(net, BOX2, pairs_nap)
+    m2.set_nap(nap)
+    for c in np.eye(3):
+        r1, r2 = m1.maximize(c), m2.maximize(c)
+        assert r1.value == pytest.approx(r2.value, abs=1e-7)
+
+
+def test_timeout_is_honoured() -> None:
+    net = random_net(0, [8, 40, 40, 40, 3], bias=0.1)
+    box = Box(-np.ones(8), np.ones(8))
+    q = NapQuery(-np.ones(net.num_hidden), 0, box)
+    t0 = time.perf_counter()
+    res = MilpVerifier(attack=False).verify_nap(net, q, timeout=0.3)
+    took = time.perf_counter() - t0
+    assert took < 3.0
+    if res.status is Status.UNKNOWN:
+        assert "timeout" in res.reason
+
+
+def test_bad_queries_are_refused() -> None:
+    net = random_net(0, [2, 3, 2])
+    with pytest.raises(InputError):
+        MilpVerifier().verify_nap(net, NapQuery([1, 0], 0, BOX2))  # too short
+    with pytest.raises(InputError):
+        MilpVerifier().verify_nap(net, NapQuery([1, 0, -1], 5, BOX2))
+    with pytest.raises(InputError):
+        NapQuery([1, 2, -1], 0, BOX2)
+    with pytest.raises(InputError):
+        NapQuery([1, 0, -1], 0, Box(-np.ones(2), np.full(2, np.inf)))
+
+
+def test_query_json_round_trip() -> None:
+    q = NapQuery([1, 0, -1], 1, BOX2, A=[[1.0, 2.0]], b=[0.5], margin=0.25, hints=[[0, 0]])
+    back = NapQuery.from_dict(q.to_dict())
+    assert back.to_dict() == q.to_dict()
+
+
+PROP_HOLDS = """
+(declare-const X_0 Real)
+(declare-const X_1 Real)
+(declare-const Y_0 Real)
+(declare-const Y_1 Real)
+(assert (>= X_0 0.2))
+(assert (<= X_0 1.0))
+(assert (>= X_1 -1.0))
+(assert (<= X_1 1.0))
+(assert (<= Y_0 Y_1))
+"""
+
+
+def test_vnnlib_properties() -> None:
+    # y0 - y1 = x0 (see test_half_spaces_are_respected): Y_0 <= Y_1 is unsafe.
+    net = ReluNetwork([[[1.0, 0.0], [-1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]], [[0, 0], [0, 0]])
+    v = MilpVerifier()
+    holds = v.verify_property(net, parse_vnnlib(PROP_HOLDS))
+    assert holds.status is Status.VERIFIED and holds.status.vnn_word == "holds"
+    violated_text = PROP_HOLDS.replace("(>= X_0 0.2)", "(>= X_0 -0.2)")
+    prop = parse_vnnlib(violated_text)
+    res = v.verify_property(net, prop)
+    assert res.status.vnn_word == "violated"
+    assert res.counterexample is not None and prop.check_counterexample(net, res.counterexample)
+    # A disjunction of two unsafe terms, only the second reachable.
+    text = PROP_HOLDS.replace(
+        "(assert (<= Y_0 Y_1))", "(assert (or (and (<= Y_0 Y_1)) (and (>= Y_0 0.9))))"
+    )
+    res2 = v.verify_property(net, parse_vnnlib(text))
+    assert res2.status is Status.FALSIFIED and res2.violated == 1
