@@ -94,10 +94,12 @@ def random_queries(net: ReluNetwork, box: Box, count: int, seed: int) -> list[Na
 BOX2 = Box(-np.ones(2), np.ones(2))
 
 
+@pytest.mark.parametrize("split", [True, False], ids=["split", "one-milp"])
 @pytest.mark.parametrize("seed", range(6))
-def test_verdicts_match_exhaustive_enumeration(seed: int) -> None:
+def test_verdicts_match_exhaustive_enumeration(seed: int, split: bool) -> None:
     net = balanced_net([2, 5, 4, 3], start=seed * 50)
-    verifier = MilpVerifier()
+    # Input splitting (low dimension) and the single MILP over the box must both be exact.
+    verifier = MilpVerifier(split_max_dim=16 if split else 0)
     seen = set()
     for q in random_queries(net, BOX2, 25, seed):
         res = verifier.verify_nap(net, q, timeout=30)
@@ -270,3 +272,22 @@ def test_vnnlib_properties() -> None:
     )
     res2 = v.verify_property(net, parse_vnnlib(text))
     assert res2.status is Status.FALSIFIED and res2.violated == 1
+
+
+def test_deadline_interrupts_highs_mid_solve() -> None:
+    # HiGHS's own time_limit is checked too rarely on large models; the callback is not.
+    net = random_net(1, [10, 60, 60, 60, 2], bias=0.05)
+    box = Box(-np.ones(10), np.ones(10))
+    b = symbolic_bounds(net, box)
+    model = NetworkMILP(net, box, list(zip(b.lower[:-1], b.upper[:-1], strict=True)))
+    model.set_extra_rows(y_rows=(np.array([[1.0, -1.0]]), np.array([-1e3])))
+    t0 = time.perf_counter()
+    found = model.find(np.array([1.0, -1.0]), 0.2)
+    assert time.perf_counter() - t0 < 1.0
+    assert found.status in ("timeout", "infeasible")
+    # The interrupt flag does not stick: the next search runs normally (here an LP: every
+    # neuron fixed to the pattern of the box's centre).
+    model.set_extra_rows()
+    z = np.concatenate(net.pre_activations(np.zeros((1, 10))), axis=1)[0]
+    model.set_nap((z > 0).astype(np.int8))
+    assert model.find(None, 30).status == "feasible"

@@ -82,6 +82,10 @@ class MilpVerifier:
     attack_restarts, attack_steps : its budget.
     safety : relative enlargement of the unsafe set searched by the MILP.
     seed : the attack's random starts.
+    split_max_dim : properties over at most this many inputs are decided by splitting the
+        input box (:meth:`_split_search`); larger ones by one MILP over the whole box.
+    split_leaf_unstable, split_max_depth : a piece goes to the MILP when it has at most
+        this many unstable neurons, or after this many splits.
     """
 
     name = "milp"
@@ -94,6 +98,9 @@ class MilpVerifier:
         attack_steps: int = 40,
         safety: float = 1e-6,
         seed: int = 0,
+        split_max_dim: int = 16,
+        split_leaf_unstable: int = 6,
+        split_max_depth: int = 40,
     ) -> None:
         if safety < 0:
             raise InputError("safety must be >= 0")
@@ -102,6 +109,9 @@ class MilpVerifier:
         self.attack_steps = attack_steps
         self.safety = safety
         self.seed = seed
+        self.split_max_dim = split_max_dim
+        self.split_leaf_unstable = split_leaf_unstable
+        self.split_max_depth = split_max_depth
         self._models: OrderedDict[tuple[int, bytes], NetworkMILP] = OrderedDict()
 
     # -- public API --------------------------------------------------------------------------
@@ -293,7 +303,19 @@ class MilpVerifier:
                 member = bool(obeys(res.points).any())
             self._check_time(deadline)
 
-        # 3. MILP, one term at a time.
+        # 3. In low input dimension, split the box (bounds tighten fast as it shrinks) and
+        #    leave the MILP to the pieces whose bounds stay loose.
+        if open_terms and net.input_dim <= self.split_max_dim:
+            probe = obeys if need_member and not member else None
+            out, seen = self._split_search(
+                net, box, cs, ds, open_terms, nap, a_mat, b_vec, replay, probe, deadline, stats
+            )
+            if out.status is not Status.VERIFIED:
+                return out
+            member = member or seen
+            open_terms = []
+
+        # 4. MILP, one term at a time.
         if open_terms or (need_member and not member):
             model = self._model(net, box, bounds, nap)
         x_rows = (a_mat, b_vec) if b_vec.size else None
@@ -338,8 +360,109 @@ class MilpVerifier:
                     "the NAP's region is empty or thinner than the solver's tolerance",
                     stats=stats,
                 )
-        how = "milp" if stats.get("milp_solves") else "bounds"
+        how = "split" if stats.get("pieces") else "milp" if stats.get("milp_solves") else "bounds"
         return SearchOutcome(Status.VERIFIED, how, stats=stats)
+
+    def _split_search(
+        self,
+        net: ReluNetwork,
+        box: Box,
+        cs: list[FloatArray],
+        ds: list[FloatArray],
+        terms: list[int],
+        nap: Int8Array,
+        a_mat: FloatArray,
+        b_vec: FloatArray,
+        replay: Callable[[FloatArray, int], bool],
+        obeys: Callable[[FloatArray], BoolArray] | None,
+        deadline: float | None,
+        stats: dict[str, float],
+    ) -> tuple[SearchOutcome, bool]:
+        """Branch and bound over the input box (ReluVal / Neurify style), MILP at the leaves.
+
+        A piece is done when its bounds rule out every term (or show that no input of it
+        obeys the NAP); its centre is replayed as a cheap counterexample probe; a piece
+        with at most ``split_leaf_unstable`` unstable free neurons (or at the depth limit)
+        is decided by the MILP over that piece; any other piece is halved along the input
+        with the largest influence ``|d(C y)/dx_i| * width_i`` at its centre.
+
+        Returns the outcome (VERIFIED meaning every term is impossible) and whether some
+        piece's centre was seen to obey the NAP (checked with ``obeys`` when given).
+        """
+        stack: list[tuple[Box, int, list[int]]] = [(box, 0, terms)]
+        x_rows = (a_mat, b_vec) if b_vec.size else None
+        pieces = leaves = 0
+        member = False
+        while stack:
+            self._check_time(deadline)
+            piece, depth, open_terms = stack.pop()
+            pieces += 1
+            bounds = symbolic_bounds(net, piece, nap)
+            if bounds.empty:
+                continue
+            still = []
+            for i in open_terms:
+                lower, _ = output_bounds(net, piece, cs[i], bounds, nap)
+                if not np.any(lower > ds[i]):
+                    still.append(i)
+            if not still:
+                continue
+            mid = 0.5 * (piece.lo + piece.hi)
+            for i in still:
+                if replay(mid, i):
+                    stats["pieces"] = pieces
+                    return SearchOutcome(Status.FALSIFIED, "split (centre)", mid, i, stats), True
+            if obeys is not None and not member:
+                member = bool(obeys(mid[None, :]).any())
+            unstable = int((bounds.unstable & (nap == -1)).sum())
+            if unstable <= self.split_leaf_unstable or depth >= self.split_max_depth:
+                leaves += 1
+                pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
+                model = NetworkMILP(net, piece, pairs)
+                eff = nap.copy()
+                eff[(nap == -1) & bounds.stable_active] = 1
+                eff[(nap == -1) & bounds.stable_inactive & ~bounds.stable_active] = 0
+                model.set_nap(eff)
+                for i in still:
+                    c, d = cs[i], ds[i]
+                    delta = self.safety * (1.0 + np.abs(d))
+                    model.set_extra_rows(x_rows=x_rows, y_rows=(c, d + delta))
+                    verdict, x = self._milp(
+                        model,
+                        c.sum(axis=0),
+                        lambda p, i=i: replay(p, i),  # type: ignore[misc]
+                        lambda pattern, c=c, d=d, pc=piece: _repair(  # type: ignore[misc]
+                            net, pc, a_mat, b_vec, pattern, c, d
+                        ),
+                        deadline,
+                        stats,
+                    )
+                    if verdict == "confirmed":
+                        stats.update(pieces=pieces, leaves=leaves)
+                        return SearchOutcome(Status.FALSIFIED, "split + milp", x, i, stats), True
+                    if verdict == "unconfirmed":
+                        stats.update(pieces=pieces, leaves=leaves)
+                        return SearchOutcome(
+                            Status.UNKNOWN,
+                            "the MILP found a point at the unsafe set's boundary that the "
+                            "forward pass does not confirm",
+                            stats=stats,
+                        ), member
+                continue
+            pattern = np.concatenate(net.pre_activations(mid[None, :]), axis=1)[0] > 0
+            aff = local_affine(net, pattern)
+            grad = np.abs(np.vstack([cs[i] for i in still]) @ aff.L).sum(axis=0)
+            width = piece.hi - piece.lo
+            score = (grad + 1e-12) * width
+            k = int(np.argmax(score))
+            lo_hi = piece.hi.copy()
+            lo_hi[k] = mid[k]
+            hi_lo = piece.lo.copy()
+            hi_lo[k] = mid[k]
+            stack.append((Box(hi_lo, piece.hi), depth + 1, still))
+            stack.append((Box(piece.lo, lo_hi), depth + 1, still))
+        stats.update(pieces=pieces, leaves=leaves)
+        return SearchOutcome(Status.VERIFIED, "split", stats=stats), member
 
     # -- helpers -----------------------------------------------------------------------------
     def _milp(
