@@ -94,12 +94,15 @@ def random_queries(net: ReluNetwork, box: Box, count: int, seed: int) -> list[Na
 BOX2 = Box(-np.ones(2), np.ones(2))
 
 
-@pytest.mark.parametrize("split", [True, False], ids=["split", "one-milp"])
+@pytest.mark.parametrize("mode", ["split", "one-milp", "lp-tightened"])
 @pytest.mark.parametrize("seed", range(6))
-def test_verdicts_match_exhaustive_enumeration(seed: int, split: bool) -> None:
+def test_verdicts_match_exhaustive_enumeration(seed: int, mode: str) -> None:
     net = balanced_net([2, 5, 4, 3], start=seed * 50)
-    # Input splitting (low dimension) and the single MILP over the box must both be exact.
-    verifier = MilpVerifier(split_max_dim=16 if split else 0)
+    # Input splitting (low dimension), the single MILP over the box, and the MILP with
+    # LP-tightened bounds must all be exact.
+    verifier = MilpVerifier(
+        split_max_dim=16 if mode == "split" else 0, tighten=mode == "lp-tightened"
+    )
     seen = set()
     for q in random_queries(net, BOX2, 25, seed):
         res = verifier.verify_nap(net, q, timeout=30)

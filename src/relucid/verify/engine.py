@@ -45,7 +45,7 @@ from relucid.lp import LinearProgram, LPStatus
 from relucid.network import ReluNetwork
 from relucid.pattern import local_affine
 from relucid.verify.attack import pgd_attack
-from relucid.verify.bounds import Bounds, output_bounds, symbolic_bounds
+from relucid.verify.bounds import Bounds, lp_tighten, output_bounds, symbolic_bounds
 from relucid.verify.milp import NetworkMILP
 from relucid.verify.query import NapQuery, Status, VerifyResult
 from relucid.verify.vnnlib import VnnProperty
@@ -86,6 +86,9 @@ class MilpVerifier:
         input box (:meth:`_split_search`); larger ones by one MILP over the whole box.
     split_leaf_unstable, split_max_depth : a piece goes to the MILP when it has at most
         this many unstable neurons, or after this many splits.
+    tighten : before a MILP over the whole box, tighten the unstable neurons' bounds by LP
+        (:func:`~relucid.verify.lp_tighten`): fewer unstable neurons and smaller big-M
+        constants, for two LPs per unstable neuron.
     """
 
     name = "milp"
@@ -101,6 +104,7 @@ class MilpVerifier:
         split_max_dim: int = 16,
         split_leaf_unstable: int = 6,
         split_max_depth: int = 40,
+        tighten: bool = False,
     ) -> None:
         if safety < 0:
             raise InputError("safety must be >= 0")
@@ -112,6 +116,7 @@ class MilpVerifier:
         self.split_max_dim = split_max_dim
         self.split_leaf_unstable = split_leaf_unstable
         self.split_max_depth = split_max_depth
+        self.tighten = tighten
         self._models: OrderedDict[tuple[int, bytes], NetworkMILP] = OrderedDict()
 
     # -- public API --------------------------------------------------------------------------
@@ -317,6 +322,14 @@ class MilpVerifier:
 
         # 4. MILP, one term at a time.
         if open_terms or (need_member and not member):
+            if self.tighten and open_terms:
+                t = time.perf_counter()
+                bounds = lp_tighten(net, box, nap, bounds, time_limit=self._left(deadline))
+                stats["tighten_seconds"] = time.perf_counter() - t
+                if bounds.empty:
+                    return SearchOutcome(Status.EMPTY, "LP bounds prove no input obeys the NAP")
+                stats["unstable_after_lp"] = int((bounds.unstable & (nap == -1)).sum())
+                self._check_time(deadline)
             model = self._model(net, box, bounds, nap)
         x_rows = (a_mat, b_vec) if b_vec.size else None
         for i in open_terms:
