@@ -3,7 +3,8 @@
 The public API lives here; modules not re-exported may change without notice.
 
 Representations used throughout: a polytope is ``(A, b)`` meaning ``A @ x <= b``; an
-activation pattern is a boolean array over hidden neurons in layer order (True = active).
+activation pattern is a boolean array over hidden neurons in layer order (True = active); a
+NAP is an int8 array over the same neurons (1 active, 0 inactive, -1 free).
 """
 
 from relucid.domain import Box
@@ -54,6 +55,17 @@ from relucid.polytope import (
 )
 from relucid.redundancy import ReductionStats, irredundant_rows
 from relucid.region import LabelledPolytope, RowKind, RowOrigin, region
+from relucid.spec import NapLearner, NapSpec, NotASpecificationError, refined_nap
+from relucid.verify import (
+    MilpVerifier,
+    NapQuery,
+    Status,
+    Verifier,
+    VerifyResult,
+    get_verifier,
+    load_vnnlib,
+    verify_many,
+)
 
 __version__ = "0.1.0"
 
@@ -77,7 +89,12 @@ __all__ = [
     "LabelledPolytope",
     "LinearProgram",
     "LocalAffine",
+    "MilpVerifier",
     "ModelFormatError",
+    "NapLearner",
+    "NapQuery",
+    "NapSpec",
+    "NotASpecificationError",
     "Out",
     "ReductionStats",
     "ReluNetwork",
@@ -90,7 +107,10 @@ __all__ = [
     "SafetyStatus",
     "SolverError",
     "SolverTimeout",
+    "Status",
     "UnsupportedModelError",
+    "Verifier",
+    "VerifyResult",
     "VnnlibError",
     "VnnlibSyntaxError",
     "WhyExplanation",
@@ -101,6 +121,7 @@ __all__ = [
     "data_dir",
     "from_sequential",
     "from_vertices",
+    "get_verifier",
     "guard",
     "irredundant_rows",
     "is_empty",
@@ -110,10 +131,13 @@ __all__ = [
     "load_nnet",
     "load_onnx",
     "load_torch",
+    "load_vnnlib",
     "local_affine",
     "parse_constraints",
+    "refined_nap",
     "region",
     "sample",
     "save_constraints",
+    "verify_many",
     "vertices",
 ]

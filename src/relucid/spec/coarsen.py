@@ -1,0 +1,303 @@
+"""Coarsening a NAP to a minimal specification: COARSEN and a group variant, resumable.
+
+Paper: minimal-neural-specifications, Algorithm 2 (COARSEN). Start from a NAP the verifier
+proves (the most refined one); try to free each fixed neuron in turn and keep it free when
+the coarser NAP is still VERIFIED. Any other verdict keeps the neuron fixed (UNKNOWN, a
+timeout, is counted, as the paper does).
+
+**Minimality.** Freeing a neuron only enlarges the region, so once a NAP fails every coarser
+one fails too. COARSEN keeps neuron ``i`` fixed only after freeing it failed from a NAP
+finer than the final one; freeing ``i`` from the final NAP is coarser still and fails. So
+freeing any one more neuron of the result fails (unless a verdict was UNKNOWN).
+
+**Group COARSEN** (ours) tries to free a whole block of neurons with one call and halves a
+block only when that fails; a neuron stays fixed only when its singleton block failed, so the
+same argument gives the same minimality with far fewer calls when most neurons can go.
+
+**Resumable.** Every verdict is cached by its NAP and written to the checkpoint file (atomic
+replace) after each call. The algorithms are deterministic given the verdicts, so a killed run
+restarted with the same checkpoint replays the cached verdicts without calling the verifier
+and continues where it stopped, to the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from relucid.domain import Box
+from relucid.errors import InputError, RelucidError
+from relucid.network import ReluNetwork
+from relucid.spec.nap import refined_nap
+from relucid.verify.backends import get_verifier
+from relucid.verify.query import NapQuery, Status, Verifier
+
+Int8Array = NDArray[np.int8]
+Method = Literal["coarsen", "group"]
+METHODS: tuple[Method, ...] = ("coarsen", "group")
+
+#: on_call(calls, size, status): after every verifier call (progress bars).
+OnCall = Callable[[int, int, Status], None]
+
+
+class NotASpecificationError(RelucidError):
+    """The NAP to start from is not proved to be a specification (the verdict says why)."""
+
+
+def nap_key(nap: Int8Array) -> str:
+    """A readable key of a NAP: ``+`` active, ``0`` inactive, ``.`` free, per neuron."""
+    return "".join("+" if v == 1 else "0" if v == 0 else "." for v in nap.tolist())
+
+
+class VerdictCache:
+    """Verifier calls for one (network, class, domain), cached and checkpointed.
+
+    Parameters
+    ----------
+    net, label, domain : what every query is about.
+    verifier, timeout : the backend and its seconds per query.
+    hints : inputs known to obey the starting NAP (they obey every coarser one), passed
+        to the verifier as attack starts and non-emptiness witnesses.
+    checkpoint : JSON file rewritten after every call, read back when it exists.
+    tag : what the checkpoint must have been written for (method, start NAP); a file
+        written for something else is refused rather than mixed in.
+    """
+
+    def __init__(
+        self,
+        net: ReluNetwork,
+        label: int,
+        domain: Box,
+        verifier: Verifier,
+        timeout: float | None,
+        *,
+        hints: ArrayLike | None = None,
+        checkpoint: str | Path | None = None,
+        tag: dict[str, Any] | None = None,
+        on_call: OnCall | None = None,
+    ) -> None:
+        self.net, self.label, self.domain = net, int(label), domain
+        self.verifier, self.timeout = verifier, timeout
+        self.hints = None if hints is None else np.atleast_2d(np.asarray(hints, np.float64))
+        self.path = None if checkpoint is None else Path(checkpoint)
+        self.tag = {"fingerprint": net.fingerprint(), "label": self.label, **(tag or {})}
+        self.on_call = on_call
+        self.verdicts: dict[str, dict[str, Any]] = {}
+        self.calls = 0  # verifier calls made by this run
+        self.replayed = 0  # verdicts taken from the checkpoint
+        self.seconds = 0.0
+        if self.path is not None and self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        assert self.path is not None
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read the checkpoint {self.path}: {exc}") from exc
+        if data.get("tag") != json.loads(json.dumps(self.tag)):
+            raise InputError(
+                f"the checkpoint {self.path} was written for another run "
+                f"({data.get('tag')}); remove it or name another file"
+            )
+        self.verdicts = dict(data.get("verdicts", {}))
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"tag": self.tag, "verdicts": self.verdicts}))
+        os.replace(tmp, self.path)
+
+    def __call__(self, nap: Int8Array) -> Status:
+        key = nap_key(nap)
+        hit = self.verdicts.get(key)
+        if hit is not None:
+            self.replayed += 1
+            return Status(hit["status"])
+        query = NapQuery(nap, self.label, self.domain, hints=self.hints)
+        res = self.verifier.verify_nap(self.net, query, self.timeout)
+        self.calls += 1
+        self.seconds += res.seconds
+        self.verdicts[key] = {
+            "status": res.status.value,
+            "seconds": round(res.seconds, 4),
+            "reason": res.reason,
+            "size": int((nap >= 0).sum()),
+            "backend": res.backend,
+        }
+        self._save()
+        if self.on_call is not None:
+            self.on_call(len(self.verdicts), int((nap >= 0).sum()), res.status)
+        return res.status
+
+    def record(self, nap: Int8Array) -> dict[str, Any]:
+        """The cached verdict of ``nap`` with the NAP itself (for a spec's provenance)."""
+        return {"nap_key": nap_key(nap), **self.verdicts[nap_key(nap)]}
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for v in self.verdicts.values():
+            out[v["status"]] += 1
+        return out
+
+
+def coarsen(
+    oracle: Callable[[Int8Array], Status], nap: Int8Array, order: Sequence[int]
+) -> Int8Array:
+    """COARSEN (Algorithm 2): free each fixed neuron of ``order`` in turn while VERIFIED."""
+    cur = nap.copy()
+    for i in order:
+        if cur[i] < 0:
+            continue
+        trial = cur.copy()
+        trial[i] = -1
+        if oracle(trial) is Status.VERIFIED:
+            cur = trial
+    return cur
+
+
+def group_coarsen(
+    oracle: Callable[[Int8Array], Status], nap: Int8Array, order: Sequence[int]
+) -> Int8Array:
+    """Free a block at once; halve it only when that fails (see the module notes).
+
+    After the first half of a failed block is freed entirely, freeing the second half is
+    the very query that failed, and the verdict cache answers it without a call.
+    """
+
+    def solve(cur: Int8Array, block: list[int]) -> Int8Array:
+        block = [i for i in block if cur[i] >= 0]
+        if not block:
+            return cur
+        trial = cur.copy()
+        trial[block] = -1
+        if oracle(trial) is Status.VERIFIED:
+            return trial
+        if len(block) == 1:
+            return cur
+        half = len(block) // 2
+        cur = solve(cur, block[:half])
+        return solve(cur, block[half:])
+
+    return solve(nap.copy(), [int(i) for i in order])
+
+
+class NapLearner:
+    """Learn a minimal NAP specification of one class (scikit-learn style).
+
+    Parameters
+    ----------
+    method : ``"coarsen"`` (Algorithm 2) or ``"group"`` (block-wise, same minimality).
+    delta : the refined NAP's threshold (section 3).
+    timeout : seconds per verifier call; UNKNOWN keeps a neuron fixed.
+    backend : verifier backend name (:func:`~relucid.verify.get_verifier`), or pass
+        ``verifier`` directly.
+    order : neurons tried in flat index order (``"index"``), or shuffled with
+        ``random_state`` (``"random"``).
+    checkpoint : file that makes the run resumable (see the module notes).
+    on_call : progress callback after every verifier call.
+
+    Attributes (after :meth:`fit`)
+    ----------
+    refined_ : the starting NAP (:class:`NapSpec`).
+    spec_ : the learned NAP, with its VERIFIED certificate in ``verdicts``.
+    calls_ : verifier calls of this run; ``replayed_``: verdicts taken from the checkpoint.
+    counts_ : verdicts by status over the whole run.
+    seconds_ : wall time of :meth:`fit`.
+    """
+
+    def __init__(
+        self,
+        method: Method = "coarsen",
+        *,
+        delta: float = 0.95,
+        timeout: float | None = 300.0,
+        backend: str = "milp",
+        verifier: Verifier | None = None,
+        order: Literal["index", "random"] = "index",
+        random_state: int = 0,
+        checkpoint: str | Path | None = None,
+        on_call: OnCall | None = None,
+    ) -> None:
+        if method not in METHODS:
+            raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        self.method = method
+        self.delta = delta
+        self.timeout = timeout
+        self.backend = backend
+        self.verifier = verifier
+        self.order = order
+        self.random_state = random_state
+        self.checkpoint = checkpoint
+        self.on_call = on_call
+
+    def fit(
+        self,
+        net: ReluNetwork,
+        X: ArrayLike,
+        y: ArrayLike,
+        label: int,
+        *,
+        domain: Box | None = None,
+        label_source: str = "dataset",
+    ) -> NapLearner:
+        t0 = time.perf_counter()
+        refined = refined_nap(
+            net, X, y, label, self.delta, domain=domain, label_source=label_source
+        )
+        self.refined_ = refined
+        xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        ya = np.asarray(y).reshape(-1)
+        members = xa[ya == label]
+        members = members[refined.contains(net, members)][:16]
+        verifier = self.verifier or get_verifier(self.backend)
+        oracle = VerdictCache(
+            net,
+            label,
+            refined.domain,
+            verifier,
+            self.timeout,
+            hints=members if members.size else None,
+            checkpoint=self.checkpoint,
+            tag={"method": self.method, "start": nap_key(refined.nap)},
+            on_call=self.on_call,
+        )
+        start = oracle(refined.nap)
+        if start is not Status.VERIFIED:
+            raise NotASpecificationError(
+                f"the refined NAP of class {label} (delta {self.delta}, |P| = {refined.size}) "
+                f"is {start.value}, not verified: no specification to coarsen"
+            )
+        fixed = np.flatnonzero(refined.nap >= 0)
+        if self.order == "random":
+            fixed = np.random.default_rng(self.random_state).permutation(fixed)
+        algo = coarsen if self.method == "coarsen" else group_coarsen
+        final = algo(oracle, refined.nap, [int(i) for i in fixed])
+        self.calls_ = oracle.calls
+        self.replayed_ = oracle.replayed
+        self.counts_ = oracle.counts()
+        self.seconds_ = time.perf_counter() - t0
+        self.spec_ = refined.with_nap(
+            final,
+            method=self.method,
+            info={
+                **refined.info,
+                "start_size": refined.size,
+                "verifier_calls": len(oracle.verdicts),
+                "verdicts": self.counts_,
+                "timeout": self.timeout,
+                "backend": verifier.name,
+                "order": self.order,
+                "seconds": round(self.seconds_, 3),
+            },
+            verdicts=(oracle.record(refined.nap), oracle.record(final)),
+        )
+        return self

@@ -1,0 +1,197 @@
+"""NAP specifications: mining, COARSEN / group COARSEN minimality, certificates, resume."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from test_verify_engine import balanced_net
+
+from relucid import ReluNetwork
+from relucid.domain import Box
+from relucid.errors import InputError
+from relucid.spec import NapLearner, NapSpec, NotASpecificationError, refined_nap
+from relucid.training import TrainConfig, train_relu_classifier
+from relucid.verify import MilpVerifier, NapQuery, Status
+
+
+@functools.cache
+def data(seed: int = 0) -> tuple[ReluNetwork, np.ndarray, np.ndarray]:
+    """A small trained network on three blobs: class 1's refined NAPs are specifications."""
+    X, y = make_blobs(600, n_features=3, centers=3, cluster_std=0.6, random_state=seed)
+    net = train_relu_classifier(X, y, TrainConfig(hidden=(8, 8), epochs=100, random_state=0))
+    return net.replace(domain=Box(X.min(0), X.max(0))), X, y
+
+
+def test_refined_nap_uses_exact_integer_cutoffs() -> None:
+    net, X, y = data()
+    spec = refined_nap(net, X, y, 0, delta=0.95)
+    rows = X[y == 0]
+    z = np.concatenate(net.pre_activations(rows), axis=1)
+    count, k = (z > 0).sum(axis=0), rows.shape[0]
+    for i, v in enumerate(spec.nap):
+        if v == 1:
+            assert count[i] * 100 >= 95 * k
+        elif v == 0:
+            assert count[i] * 100 <= 5 * k
+        else:
+            assert 5 * k < count[i] * 100 < 95 * k
+    # delta = 1: exactly the neurons with a fixed state on every input.
+    full = refined_nap(net, X, y, 0, delta=1.0)
+    assert np.array_equal(full.nap == 1, count == k) and np.array_equal(full.nap == 0, count == 0)
+
+
+def test_contains_agrees_with_forward_pass_and_subsumption() -> None:
+    net, X, y = data()
+    spec = refined_nap(net, X, y, 1, delta=0.9)
+    z = np.concatenate(net.pre_activations(X), axis=1)
+    expect = np.all((spec.nap != 1) | (z > 0), axis=1) & np.all((spec.nap != 0) | (z <= 0), axis=1)
+    assert np.array_equal(spec.contains(net, X), expect)
+    coarser = spec.with_nap(np.where(np.arange(spec.nap.size) % 2 == 0, -1, spec.nap))
+    assert (coarser <= spec and not (spec <= coarser)) or coarser.size == spec.size
+    assert coarser.coverage(net, X) >= spec.coverage(net, X)
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    net, X, y = data()
+    spec = refined_nap(net, X, y, 2)
+    spec.save(tmp_path / "s.json")
+    back = NapSpec.load(tmp_path / "s.json")
+    assert back.to_dict() == spec.to_dict()
+    back.check(net)
+    other = balanced_net([3, 8, 8, 3], start=300)
+    with pytest.raises(InputError):
+        back.check(other)
+
+
+@pytest.mark.parametrize("method", ["coarsen", "group"])
+def test_learned_nap_is_a_minimal_specification(method: str) -> None:
+    net, X, y = data()
+    checker = MilpVerifier(seed=7)
+    for label in range(3):
+        try:
+            learner = NapLearner(method, delta=0.95, timeout=30).fit(net, X, y, label)
+        except NotASpecificationError:
+            continue
+        spec = learner.spec_
+        assert spec <= learner.refined_
+        # The certificate, and an independent re-verification.
+        assert spec.verdicts[-1]["status"] == "verified"
+        assert (
+            checker.verify_nap(net, NapQuery(spec.nap, label, net.domain), 30).status
+            is Status.VERIFIED
+        )
+        # Minimal: freeing any one more neuron fails.
+        if learner.counts_["unknown"] == 0:
+            for i in np.flatnonzero(spec.nap >= 0):
+                trial = spec.nap.copy()
+                trial[i] = -1
+                res = checker.verify_nap(net, NapQuery(trial, label, net.domain), 30)
+                assert res.status is Status.FALSIFIED, (label, i, res)
+        return
+    pytest.fail("no class had a verified refined NAP")
+
+
+def test_group_needs_fewer_calls_where_most_neurons_go() -> None:
+    net, X, y = data()
+    for label in range(3):
+        try:
+            a = NapLearner("coarsen", timeout=30).fit(net, X, y, label)
+        except NotASpecificationError:
+            continue
+        b = NapLearner("group", timeout=30).fit(net, X, y, label)
+        assert a.spec_.size == b.spec_.size or b.spec_.size <= a.refined_.size
+        if a.refined_.size - a.spec_.size > 0.8 * a.refined_.size:
+            assert b.calls_ <= a.calls_
+
+
+class Killer:
+    """A verifier that dies after ``limit`` calls (a simulated kill)."""
+
+    name = "milp"
+
+    def __init__(self, limit: int) -> None:
+        self.inner = MilpVerifier()
+        self.limit = limit
+        self.calls = 0
+
+    def verify_nap(self, net, query, timeout=None):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls > self.limit:
+            raise KeyboardInterrupt
+        return self.inner.verify_nap(net, query, timeout)
+
+    def verify_property(self, net, prop, timeout=None):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("method", ["coarsen", "group"])
+def test_resume_after_kill_gives_the_same_result(method: str, tmp_path: Path) -> None:
+    net, X, y = data()
+    label = next(
+        c
+        for c in range(3)
+        if MilpVerifier()
+        .verify_nap(net, NapQuery(refined_nap(net, X, y, c).nap, c, net.domain))
+        .status
+        is Status.VERIFIED
+    )
+    whole = NapLearner(method, timeout=30).fit(net, X, y, label)
+    ck = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        NapLearner(method, timeout=30, verifier=Killer(3), checkpoint=ck).fit(net, X, y, label)
+    assert ck.exists()
+    resumed = NapLearner(method, timeout=30, checkpoint=ck).fit(net, X, y, label)
+    assert np.array_equal(resumed.spec_.nap, whole.spec_.nap)
+    assert resumed.replayed_ >= 3
+    assert resumed.calls_ + 3 == whole.calls_
+    # A checkpoint written for another run is refused.
+    with pytest.raises(InputError):
+        NapLearner("coarsen" if method == "group" else "group", checkpoint=ck).fit(net, X, y, label)
+
+
+def test_not_a_specification_is_reported() -> None:
+    net, X, y = data()
+    # delta 0.55 fixes almost everything loosely: usually not a spec; either way, a clear
+    # outcome.
+    for label in range(3):
+        try:
+            NapLearner(delta=0.55, timeout=30).fit(net, X, y, label)
+        except NotASpecificationError as exc:
+            assert "not verified" in str(exc)
+
+
+def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from relucid.cli import app
+    from relucid.io import save_torch
+
+    net, X, y = data()
+    model = tmp_path / "blobs.pt"
+    save_torch(net, model)
+    npz = tmp_path / "blobs.npz"
+    np.savez(npz, x=X[:500], y=y[:500], x_test=X[500:], y_test=y[500:])
+    out = tmp_path / "spec.json"
+    runner = CliRunner()
+    args = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "1"]
+    args += ["--method", "group", "--timeout", "30", "--out", str(out), "--json"]
+    args += ["--checkpoint", str(tmp_path / "ck.json")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    spec = NapSpec.load(out)
+    assert spec.method == "group" and spec.verdicts[-1]["status"] == "verified"
+    assert 0.0 <= spec.info["test_coverage"] <= 1.0
+    # Running again with the same checkpoint replays every verdict: same spec.
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and np.array_equal(NapSpec.load(out).nap, spec.nap)
+    chk = runner.invoke(
+        app, ["nap", "check", "--model", str(model), "--spec", str(out), "--data", str(npz)]
+    )
+    assert chk.exit_code == 0, chk.output
+    assert "VERIFIED" in chk.output and "test coverage" in chk.output
+    bad = runner.invoke(app, [*args[:-2], "--data", str(tmp_path / "missing.npz")])
+    assert bad.exit_code == 2
