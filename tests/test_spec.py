@@ -95,6 +95,17 @@ def test_learned_nap_is_a_minimal_specification(method: str) -> None:
     pytest.fail("no class had a verified refined NAP")
 
 
+def test_stochastic_result_is_a_specification() -> None:
+    net, X, y = data()
+    learner = NapLearner("stochastic", timeout=30, random_state=3).fit(net, X, y, 1)
+    spec = learner.spec_
+    assert spec <= learner.refined_ and spec.verdicts[-1]["status"] == "verified"
+    res = MilpVerifier(seed=9).verify_nap(net, NapQuery(spec.nap, 1, net.domain), 30)
+    assert res.status is Status.VERIFIED
+    again = NapLearner("stochastic", timeout=30, random_state=3).fit(net, X, y, 1)
+    assert np.array_equal(again.spec_.nap, spec.nap)  # seeded: repeatable
+
+
 def test_group_needs_fewer_calls_where_most_neurons_go() -> None:
     net, X, y = data()
     for label in range(3):
@@ -128,7 +139,7 @@ class Killer:
         raise NotImplementedError
 
 
-@pytest.mark.parametrize("method", ["coarsen", "group"])
+@pytest.mark.parametrize("method", ["coarsen", "group", "stochastic"])
 def test_resume_after_kill_gives_the_same_result(method: str, tmp_path: Path) -> None:
     net, X, y = data()
     label = next(

@@ -347,7 +347,9 @@ def nap_learn_cmd(
     data: Annotated[str, typer.Option(help="wbc, mnist, or a .npz with x, y (x_test, y_test).")],
     label: Annotated[int, typer.Option(help="The class c to specify.")],
     out: Annotated[Path, typer.Option(help="Where to write the learned spec (JSON).")],
-    method: Annotated[str, typer.Option(help="coarsen (Algorithm 2) or group.")] = "coarsen",
+    method: Annotated[
+        str, typer.Option(help="coarsen (Algorithm 2), group or stochastic.")
+    ] = "coarsen",
     delta: Annotated[float, typer.Option(help="Refined-NAP threshold.")] = 0.95,
     timeout: Annotated[float, typer.Option(help="Seconds per verifier call.")] = 300.0,
     labels: Annotated[

@@ -4,8 +4,8 @@ Paper: minimal-neural-specifications, sections 2-4.
 
 * :mod:`~relucid.spec.nap`: :class:`NapSpec` (the NAP, its class, network fingerprint, domain
   and provenance; JSON; batched membership; ``|P|``; subsumption) and :func:`refined_nap`;
-* :mod:`~relucid.spec.coarsen`: COARSEN and group COARSEN behind :class:`NapLearner`, with a
-  verdict cache that makes runs resumable from a checkpoint file.
+* :mod:`~relucid.spec.coarsen`: COARSEN, group COARSEN and STOCHCOARSEN behind
+  :class:`NapLearner`, with a verdict cache that makes runs resumable from a checkpoint file.
 """
 
 from relucid.spec.coarsen import (
@@ -16,6 +16,7 @@ from relucid.spec.coarsen import (
     coarsen,
     group_coarsen,
     nap_key,
+    stoch_coarsen,
 )
 from relucid.spec.nap import NapSpec, refined_nap
 
@@ -29,4 +30,5 @@ __all__ = [
     "group_coarsen",
     "nap_key",
     "refined_nap",
+    "stoch_coarsen",
 ]

@@ -40,8 +40,8 @@ from relucid.verify.backends import get_verifier
 from relucid.verify.query import NapQuery, Status, Verifier
 
 Int8Array = NDArray[np.int8]
-Method = Literal["coarsen", "group"]
-METHODS: tuple[Method, ...] = ("coarsen", "group")
+Method = Literal["coarsen", "group", "stochastic"]
+METHODS: tuple[Method, ...] = ("coarsen", "group", "stochastic")
 
 #: on_call(calls, size, status): after every verifier call (progress bars).
 OnCall = Callable[[int, int, Status], None]
@@ -190,12 +190,56 @@ def group_coarsen(
     return solve(nap.copy(), [int(i) for i in order])
 
 
+def stoch_coarsen(
+    oracle: Callable[[Int8Array], Status],
+    nap: Int8Array,
+    order: Sequence[int],
+    *,
+    random_state: int = 0,
+    eta: float = 1.0,
+    theta: float = 0.5,
+    max_calls: int = 200,
+) -> Int8Array:
+    """STOCHCOARSEN (Algorithm 3) with the adaptive theta of appendix B.
+
+    Each sample keeps every still-fixed neuron with probability ``theta = sigmoid(lambda)``
+    and frees the rest. A VERIFIED sample becomes the current NAP (the search space shrinks
+    to its fixed neurons). After each verdict ``lambda <- lambda - eta (V(P) - 1/e)``, so
+    theta settles where one sample in e verifies (appendix B, eq. 3). The paper stops at a
+    given size ``s``, which is unknown in practice; we stop when a sample is expected to free
+    fewer than half a neuron, or after ``max_calls`` samples. The result is a verified NAP
+    (the last verified sample), not necessarily minimal.
+    """
+    rng = np.random.default_rng(random_state)
+    lam = float(np.log(theta / (1.0 - theta)))
+    cur = nap.copy()
+    fixed = np.array([i for i in order if cur[i] >= 0], dtype=np.int64)
+    target = float(np.exp(-1.0))
+    for _ in range(max_calls):
+        th = 1.0 / (1.0 + np.exp(-lam))
+        if fixed.size == 0 or (1.0 - th) * fixed.size < 0.5:
+            break
+        keep = rng.random(fixed.size) < th
+        if keep.all():
+            continue
+        trial = cur.copy()
+        trial[fixed[~keep]] = -1
+        ok = oracle(trial) is Status.VERIFIED
+        if ok:
+            cur = trial
+            fixed = fixed[keep]
+        lam -= eta * ((1.0 if ok else 0.0) - target)
+    return cur
+
+
 class NapLearner:
     """Learn a minimal NAP specification of one class (scikit-learn style).
 
     Parameters
     ----------
-    method : ``"coarsen"`` (Algorithm 2) or ``"group"`` (block-wise, same minimality).
+    method : ``"coarsen"`` (Algorithm 2), ``"group"`` (block-wise, same minimality) or
+        ``"stochastic"`` (STOCHCOARSEN, Algorithm 3 with the adaptive theta: a verified NAP,
+        usually not minimal, in few calls).
     delta : the refined NAP's threshold (section 3).
     timeout : seconds per verifier call; UNKNOWN keeps a neuron fixed.
     backend : verifier backend name (:func:`~relucid.verify.get_verifier`), or pass
@@ -279,8 +323,13 @@ class NapLearner:
         fixed = np.flatnonzero(refined.nap >= 0)
         if self.order == "random":
             fixed = np.random.default_rng(self.random_state).permutation(fixed)
-        algo = coarsen if self.method == "coarsen" else group_coarsen
-        final = algo(oracle, refined.nap, [int(i) for i in fixed])
+        order = [int(i) for i in fixed]
+        if self.method == "stochastic":
+            final = stoch_coarsen(oracle, refined.nap, order, random_state=self.random_state)
+        elif self.method == "group":
+            final = group_coarsen(oracle, refined.nap, order)
+        else:
+            final = coarsen(oracle, refined.nap, order)
         self.calls_ = oracle.calls
         self.replayed_ = oracle.replayed
         self.counts_ = oracle.counts()
