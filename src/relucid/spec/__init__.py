@@ -16,6 +16,7 @@ from relucid.spec.coarsen import (
     coarsen,
     group_coarsen,
     nap_key,
+    opt_adv_prune,
     stoch_coarsen,
 )
 from relucid.spec.nap import NapSpec, refined_nap
@@ -29,6 +30,7 @@ __all__ = [
     "coarsen",
     "group_coarsen",
     "nap_key",
+    "opt_adv_prune",
     "refined_nap",
     "stoch_coarsen",
 ]
