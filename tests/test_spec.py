@@ -219,3 +219,48 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     assert "VERIFIED" in chk.output and "test coverage" in chk.output
     bad = runner.invoke(app, [*args[:-2], "--data", str(tmp_path / "missing.npz")])
     assert bad.exit_code == 2
+
+
+def test_volume_estimate_on_a_known_region() -> None:
+    from relucid.spec import estimate_volume, pseudo_centre
+
+    # z0 = x0, z1 = x1 (identity layer): NAP (active, inactive) is the box (0,1] x [-1,0].
+    net = ReluNetwork([np.eye(2), np.eye(2)], [np.zeros(2), np.zeros(2)])
+    dom = Box(-np.ones(2), np.ones(2))
+    spec = NapSpec(np.array([1, 0], np.int8), 0, net.fingerprint(), dom)
+    X = np.random.default_rng(0).uniform(-1, 1, (400, 2))
+    est = estimate_volume(spec, net, X)
+    assert spec.contains(net, est.centre[None, :])[0]
+    assert est.lower == pytest.approx([0.0, -1.0], abs=1e-6)
+    assert est.upper == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert est.log10_volume == pytest.approx(0.0, abs=1e-5)
+    assert est.inside_share == pytest.approx(1.0, abs=0.01)
+    # The pseudo-centre minimises the covering L-inf radius among the points.
+    pts = X[spec.contains(net, X)]
+    c = pseudo_centre(pts)
+    radius = np.abs(pts[:, None, :] - pts[None, :, :]).max(axis=2).max(axis=1)
+    assert np.abs(c - pts).max(axis=1).max() == pytest.approx(radius.min())
+
+
+def test_monitor_flags_inputs_outside_every_spec() -> None:
+    import torch
+
+    from relucid.spec import NapMonitor
+
+    net, X, y = data()
+    spec = NapLearner("group", timeout=30).fit(net, X, y, 1).spec_
+    mon = NapMonitor(net, [spec])
+    far = X + 50.0  # far outside the data: no NAP of class 1 covers these
+    rep = mon.check(np.vstack([X, far]))
+    assert np.array_equal(rep.matches[:, 0], spec.contains(net, np.vstack([X, far])))
+    assert rep.outside_all[len(X) :].mean() >= rep.outside_all[: len(X)].mean()
+    # Matching the class-1 spec guarantees the prediction 1 (the spec is verified).
+    assert np.all(rep.predicted[rep.matches[:, 0]] == 1)
+    assert np.array_equal(rep.unguaranteed, ~(rep.matches[:, 0] & (rep.predicted == 1)))
+    # As a torch forward hook on the same classifier.
+    model = net.to_torch(torch.float64)
+    handle = model.register_forward_hook(mon.hook())
+    model(torch.tensor(X))
+    handle.remove()
+    assert mon.last is not None
+    assert np.array_equal(mon.last.matches, rep.matches[: len(X)])

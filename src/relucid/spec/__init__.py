@@ -5,7 +5,10 @@ Paper: minimal-neural-specifications, sections 2-4.
 * :mod:`~relucid.spec.nap`: :class:`NapSpec` (the NAP, its class, network fingerprint, domain
   and provenance; JSON; batched membership; ``|P|``; subsumption) and :func:`refined_nap`;
 * :mod:`~relucid.spec.coarsen`: COARSEN, group COARSEN and STOCHCOARSEN behind
-  :class:`NapLearner`, with a verdict cache that makes runs resumable from a checkpoint file.
+  :class:`NapLearner`, with a verdict cache that makes runs resumable from a checkpoint file;
+* :mod:`~relucid.spec.measure`: the appendix C volume estimate (:func:`estimate_volume`);
+* :mod:`~relucid.spec.monitor`: :class:`NapMonitor`, inputs outside every spec, in batch or
+  as a torch forward hook.
 """
 
 from relucid.spec.coarsen import (
@@ -19,18 +22,25 @@ from relucid.spec.coarsen import (
     opt_adv_prune,
     stoch_coarsen,
 )
+from relucid.spec.measure import VolumeEstimate, estimate_volume, pseudo_centre
+from relucid.spec.monitor import MonitorReport, NapMonitor
 from relucid.spec.nap import NapSpec, refined_nap
 
 __all__ = [
     "METHODS",
+    "MonitorReport",
     "NapLearner",
+    "NapMonitor",
     "NapSpec",
     "NotASpecificationError",
     "VerdictCache",
+    "VolumeEstimate",
     "coarsen",
+    "estimate_volume",
     "group_coarsen",
     "nap_key",
     "opt_adv_prune",
+    "pseudo_centre",
     "refined_nap",
     "stoch_coarsen",
 ]

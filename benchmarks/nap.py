@@ -1,0 +1,168 @@
+"""Benchmark of NAP learning (NAP issue): Table 1 of the minimal-NAP paper on WBC.
+
+The seeded WBC 4x32 network (`relucid.datasets.wbc_network(0)`, scikit-learn's breast cancer
+data, stratified 80/20 split, random_state 0); refined NAPs at delta = 0.95 mined from the
+training split with the dataset's labels; rows Baseline (the refined NAP), COARSEN,
+STOCHCOARSEN, OPTADVPRUNE and our group COARSEN; columns |P|, verifier calls, train and test
+coverage (share of the class's inputs whose pattern matches), the appendix C volume estimate
+(log10 and the ratio to the baseline, plus the Monte Carlo share of the orthotope inside
+the region), and wall time. Every learned NAP is re-verified by a fresh verifier here.
+
+Paper targets (WBC): COARSEN |P| <= 31 / 32 with test coverage >= 95.35% / 94.37%; the whole
+table under 10 minutes; group COARSEN at most half of COARSEN's calls.
+
+``--mnist`` adds Table 2 on mnist-net_256x4 (labels 0, 1, 4; NAPs mined from a seeded
+7,000-image split of the MNIST test set) for the methods named by ``--mnist-methods``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from relucid import ReluNetwork, data_dir, load_onnx
+from relucid.datasets import wbc_network
+from relucid.domain import Box
+from relucid.spec import NapLearner, NotASpecificationError, estimate_volume
+from relucid.spec.data import NapData, nap_data
+from relucid.verify import MilpVerifier, NapQuery, Status
+
+RESULTS = Path(__file__).parent / "results" / "nap.json"
+METHODS = ("coarsen", "stochastic", "optadvprune", "group")
+
+
+def run_table(
+    name: str,
+    net: ReluNetwork,
+    ds: NapData,
+    labels: tuple[int, ...],
+    methods: tuple[str, ...],
+    timeout: float,
+    delta: float,
+    console: Console,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    checker = MilpVerifier(seed=11)
+    for c in labels:
+        Xtr, Xte = ds.X_train[ds.y_train == c], ds.X_test[ds.y_test == c]
+        base_vol = None
+        for method in ("baseline", *methods):
+            t0 = time.perf_counter()
+            try:
+                learner = NapLearner(
+                    "coarsen" if method == "baseline" else method,  # type: ignore[arg-type]
+                    delta=delta,
+                    timeout=timeout,
+                )
+                if method == "baseline":
+                    from relucid.spec import refined_nap
+
+                    spec = refined_nap(net, ds.X_train, ds.y_train, c, delta)
+                    calls = 1
+                    seconds = time.perf_counter() - t0
+                else:
+                    learner.fit(net, ds.X_train, ds.y_train, c)
+                    spec = learner.spec_
+                    calls = learner.calls_
+                    seconds = learner.seconds_
+            except NotASpecificationError as exc:
+                console.print(f"[yellow]{name} label {c}: {exc}[/]")
+                break
+            check = checker.verify_nap(net, NapQuery(spec.nap, c, spec.domain), 4 * timeout)
+            vol = estimate_volume(spec, net, ds.X_train)
+            if method == "baseline":
+                base_vol = vol.log10_volume
+            assert base_vol is not None
+            row = {
+                "network": name,
+                "label": c,
+                "method": method,
+                "size": spec.size,
+                "verifier_calls": calls,
+                "train_coverage_pct": round(100 * spec.coverage(net, Xtr), 2),
+                "test_coverage_pct": round(100 * spec.coverage(net, Xte), 2),
+                "log10_volume": round(vol.log10_volume, 3),
+                "log10_volume_ratio": round(vol.log10_volume - base_vol, 3),
+                "orthotope_inside_pct": round(100 * vol.inside_share, 1),
+                "wall_s": round(seconds, 2),
+                "reverified": check.status.value,
+            }
+            assert check.status is Status.VERIFIED or method == "baseline", row
+            console.print(row)
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--timeout", type=float, default=60.0, help="Seconds per verifier call.")
+    ap.add_argument("--delta", type=float, default=0.95)
+    ap.add_argument("--mnist", action="store_true", help="Also Table 2 on mnist-net_256x4.")
+    ap.add_argument("--mnist-methods", default="group,stochastic,optadvprune")
+    ap.add_argument("--mnist-timeout", type=float, default=60.0)
+    args = ap.parse_args()
+    console = Console()
+    t0 = time.perf_counter()
+    net, _ = wbc_network(random_state=0)
+    ds = nap_data("wbc")
+    rows = run_table("wbc-4x32", net, ds, (0, 1), METHODS, args.timeout, args.delta, console)
+    wbc_s = time.perf_counter() - t0
+    if args.mnist:
+        mnist = load_onnx(data_dir() / "mnistfc" / "mnist-net_256x4.onnx")
+        mnist = mnist.replace(domain=Box(np.zeros(784), np.ones(784)))
+        rows += run_table(
+            "mnist-256x4",
+            mnist,
+            nap_data("mnist"),
+            (0, 1, 4),
+            tuple(args.mnist_methods.split(",")),
+            args.mnist_timeout,
+            args.delta,
+            console,
+        )
+    table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")
+    cols = [
+        "network",
+        "label",
+        "method",
+        "size",
+        "verifier_calls",
+        "train_coverage_pct",
+        "test_coverage_pct",
+        "log10_volume_ratio",
+        "orthotope_inside_pct",
+        "wall_s",
+    ]
+    for col in cols:
+        table.add_column(col.replace("_", " "))
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in cols))
+    console.print(table)
+    console.print(f"WBC table: {wbc_s:.1f} s")
+    out = {
+        "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
+        f"{platform.python_version()}",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "split": ds.description,
+        "labels_from": "dataset",
+        "delta": args.delta,
+        "timeout_s": args.timeout,
+        "wbc_table_wall_s": round(wbc_s, 1),
+        "rows": rows,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
