@@ -55,6 +55,9 @@ def run_demo(console: Console, n_explain: int = 3, out: Path | None = None) -> N
     from relucid.enforce.demo import run_guard_demo
 
     run_guard_demo(console, net, split)
+    from relucid.spec.demo import run_nap_demo
+
+    run_nap_demo(console, net, split)
     if out is not None:
         out.write_text(json.dumps(records, indent=2))
         console.print(f"explanations written to {out}")
