@@ -292,6 +292,14 @@ def main() -> None:
     }
     if not args.quick:
         RESULTS.parent.mkdir(exist_ok=True)
+        if RESULTS.exists() and set(args.parts) != set("abc"):
+            # A partial run replaces only its own parts of the last full results.
+            old = json.loads(RESULTS.read_text())
+            keep = [r for r in old.get("rows", []) if r["part"] not in args.parts]
+            keep_q = [r for r in old.get("queries", []) if r["part"] not in args.parts]
+            out["rows"] = sorted(keep + summary, key=lambda r: r["part"])
+            out["queries"] = keep_q + records
+            out["runs"] = [*old.get("runs", [old.get("command")]), out["command"]]
         RESULTS.write_text(json.dumps(out, indent=1) + "\n")
         console.print(f"wrote {RESULTS}")
 

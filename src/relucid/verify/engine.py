@@ -503,7 +503,7 @@ class MilpVerifier:
             try:
                 found = model.find(c_y, self._left(deadline))
             finally:
-                if tight:
+                if tight and not model.abandoned:
                     h.setOptionValue("mip_feasibility_tolerance", 1e-6)
             stats["milp_nodes"] = stats.get("milp_nodes", 0) + found.nodes
             stats["milp_solves"] = stats.get("milp_solves", 0) + 1
@@ -527,7 +527,7 @@ class MilpVerifier:
         key = (id(net), box.lo.tobytes() + box.hi.tobytes())
         model = self._models.get(key)
         pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
-        if model is None or model.net is not net:
+        if model is None or model.net is not net or model.abandoned:
             model = NetworkMILP(net, box, pairs)
             self._models[key] = model
             while len(self._models) > _CACHE_SIZE:
