@@ -8,7 +8,9 @@ so the paper estimates it by an orthotope around a pseudo-centre:
    others is smallest, ``argmin_x max_x' ||x - x'||_inf`` (exact for up to ``max_points``
    points, on a seeded sample beyond);
 2. **orthotope**: along each input dimension, grow the upper and lower extent from the centre
-   by binary search while the end point stays in ``R_P`` (and the domain);
+   until it leaves ``R_P`` (or the domain): a walk on a grid finds the first grid point
+   outside, then binary search refines between it and the last point inside (a plain
+   binary search could jump over a gap, since ``R_P`` need not be convex);
 3. report ``log10`` of its volume, and, ours, a Monte Carlo check of how much of the
    orthotope really lies in ``R_P`` (the binary search only looks along the axes).
 """
@@ -84,6 +86,7 @@ def estimate_volume(
     X: ArrayLike,
     *,
     steps: int = 30,
+    walk: int = 32,
     samples: int = 2000,
     random_state: int = 0,
 ) -> VolumeEstimate:
@@ -95,26 +98,31 @@ def estimate_volume(
     lo_dom, hi_dom = spec.domain.lo, spec.domain.hi
     n = centre.size
     lower, upper = centre.copy(), centre.copy()
-    # Binary search per dimension and direction, all 2n searches batched per step.
+    # Per dimension and direction: walk out on a grid of ``walk`` points to the first one
+    # outside R_P ("until it extends beyond"), then binary search between the last point
+    # inside and it. All 2n searches are batched.
     far = np.concatenate([hi_dom - centre, centre - lo_dom])  # how far each search may go
     sign = np.concatenate([np.ones(n), -np.ones(n)])
     dims = np.concatenate([np.arange(n), np.arange(n)])
-    good = np.zeros(2 * n)
-    bad = far.copy()
-    ends = np.tile(centre, (2 * n, 1))
-    ends[np.arange(2 * n), dims] += sign * far
-    reach = spec.contains(net, ends)
-    good[reach] = far[reach]
+    rows = np.arange(2 * n)
+    ts = far[:, None] * (np.arange(1, walk + 1) / walk)[None, :]  # (2n, walk)
+    pts = np.repeat(centre[None, :], 2 * n * walk, axis=0).reshape(2 * n, walk, n)
+    pts[rows, :, dims] += sign[:, None] * ts
+    inside = spec.contains(net, pts.reshape(-1, n)).reshape(2 * n, walk)
+    first_out = np.where(~inside.all(axis=1), np.argmin(inside, axis=1), walk)
+    good = np.where(first_out > 0, ts[rows, np.maximum(first_out - 1, 0)], 0.0)
+    good[first_out == walk] = far[first_out == walk]
+    bad = np.where(first_out < walk, ts[rows, np.minimum(first_out, walk - 1)], far)
     for _ in range(steps):
-        todo = ~reach & (bad - good > 1e-12 * (1.0 + far))
+        todo = (first_out < walk) & (bad - good > 1e-12 * (1.0 + far))
         if not todo.any():
             break
         mid = 0.5 * (good + bad)
-        pts = np.tile(centre, (2 * n, 1))
-        pts[np.arange(2 * n), dims] += sign * mid
-        inside = spec.contains(net, pts)
-        good = np.where(todo & inside, mid, good)
-        bad = np.where(todo & ~inside, mid, bad)
+        probe = np.tile(centre, (2 * n, 1))
+        probe[rows, dims] += sign * mid
+        ok = spec.contains(net, probe)
+        good = np.where(todo & ok, mid, good)
+        bad = np.where(todo & ~ok, mid, bad)
     upper += good[:n]
     lower -= good[n:]
     widths = upper - lower
