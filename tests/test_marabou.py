@@ -380,3 +380,19 @@ def test_missing_maraboupy_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(marabou_module, "marabou_available", lambda: False)
     with pytest.raises(SolverError, match=r"pip install 'relucid\[marabou\]'"):
         MarabouVerifier()
+
+
+def test_empty_answer_contradicted_by_a_hint_is_unknown() -> None:
+    # The WBC network's refined NAP of class 1 (delta 0.9): Marabou 2.0.0 calls it empty
+    # although training inputs obey it. With those inputs as hints the answer is UNKNOWN.
+    from relucid.datasets import wbc_network
+    from relucid.spec import refined_nap
+
+    net, split = wbc_network(random_state=0)
+    pred = net.forward(split.X_train).argmax(1)
+    spec = refined_nap(net, split.X_train, pred, 1, 0.9)
+    members = split.X_train[pred == 1]
+    q = NapQuery(spec.nap, 1, spec.domain, hints=members[spec.contains(net, members)][:4])
+    assert q.obeys(net, q.hints).all()
+    res = MarabouVerifier().verify_nap(net, q, 60)
+    assert res.status is not Status.EMPTY

@@ -86,6 +86,8 @@ class MilpVerifier:
         input box (:meth:`_split_search`); larger ones by one MILP over the whole box.
     split_leaf_unstable, split_max_depth : a piece goes to the MILP when it has at most
         this many unstable neurons, or after this many splits.
+    split_input_depth : after this many splits, split neurons (a finer NAP per phase)
+        instead of the box.
     tighten : before a MILP over the whole box, tighten the unstable neurons' bounds by LP
         (:func:`~relucid.verify.lp_tighten`): fewer unstable neurons and smaller big-M
         constants, for two LPs per unstable neuron.
@@ -104,6 +106,7 @@ class MilpVerifier:
         split_max_dim: int = 16,
         split_leaf_unstable: int = 6,
         split_max_depth: int = 40,
+        split_input_depth: int = 40,
         tighten: bool = False,
     ) -> None:
         if safety < 0:
@@ -116,6 +119,7 @@ class MilpVerifier:
         self.split_max_dim = split_max_dim
         self.split_leaf_unstable = split_leaf_unstable
         self.split_max_depth = split_max_depth
+        self.split_input_depth = split_input_depth
         self.tighten = tighten
         self._models: OrderedDict[tuple[int, bytes], NetworkMILP] = OrderedDict()
 
@@ -402,20 +406,22 @@ class MilpVerifier:
         Returns the outcome (VERIFIED meaning every term is impossible) and whether some
         piece's centre was seen to obey the NAP (checked with ``obeys`` when given).
         """
-        stack: list[tuple[Box, int, list[int]]] = [(box, 0, terms)]
+        stack: list[tuple[Box, int, list[int], Int8Array]] = [(box, 0, terms, nap)]
         x_rows = (a_mat, b_vec) if b_vec.size else None
         pieces = leaves = 0
         member = False
         while stack:
             self._check_time(deadline)
-            piece, depth, open_terms = stack.pop()
+            piece, depth, open_terms, pnap = stack.pop()
             pieces += 1
-            bounds = symbolic_bounds(net, piece, nap)
+            stats["pieces"] = pieces
+            stats["max_depth"] = max(stats.get("max_depth", 0), depth)
+            bounds = symbolic_bounds(net, piece, pnap)
             if bounds.empty:
                 continue
             still = []
             for i in open_terms:
-                lower, _ = output_bounds(net, piece, cs[i], bounds, nap)
+                lower, _ = output_bounds(net, piece, cs[i], bounds, pnap)
                 if not np.any(lower > ds[i]):
                     still.append(i)
             if not still:
@@ -427,14 +433,15 @@ class MilpVerifier:
                     return SearchOutcome(Status.FALSIFIED, "split (centre)", mid, i, stats), True
             if obeys is not None and not member:
                 member = bool(obeys(mid[None, :]).any())
-            unstable = int((bounds.unstable & (nap == -1)).sum())
+            free_unstable = bounds.unstable & (pnap == -1)
+            unstable = int(free_unstable.sum())
             if unstable <= self.split_leaf_unstable or depth >= self.split_max_depth:
                 leaves += 1
                 pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
                 model = NetworkMILP(net, piece, pairs)
-                eff = nap.copy()
-                eff[(nap == -1) & bounds.stable_active] = 1
-                eff[(nap == -1) & bounds.stable_inactive & ~bounds.stable_active] = 0
+                eff = pnap.copy()
+                eff[(pnap == -1) & bounds.stable_active] = 1
+                eff[(pnap == -1) & bounds.stable_inactive & ~bounds.stable_active] = 0
                 model.set_nap(eff)
                 for i in still:
                     c, d = cs[i], ds[i]
@@ -462,6 +469,18 @@ class MilpVerifier:
                             stats=stats,
                         ), member
                 continue
+            if depth >= self.split_input_depth:
+                # Deep in a tight corner, halving the box helps little: split a neuron
+                # instead (both phases as finer NAPs), the one whose triangle relaxation is
+                # loosest, -l u / (u - l).
+                lo_n, hi_n = bounds.hidden_lower, bounds.hidden_upper
+                gap = np.where(free_unstable, -lo_n * hi_n / np.maximum(hi_n - lo_n, 1e-12), -1)
+                j = int(np.argmax(gap))
+                for phase in (0, 1):
+                    child = pnap.copy()
+                    child[j] = phase
+                    stack.append((piece, depth + 1, still, child))
+                continue
             pattern = np.concatenate(net.pre_activations(mid[None, :]), axis=1)[0] > 0
             aff = local_affine(net, pattern)
             grad = np.abs(np.vstack([cs[i] for i in still]) @ aff.L).sum(axis=0)
@@ -472,8 +491,8 @@ class MilpVerifier:
             lo_hi[k] = mid[k]
             hi_lo = piece.lo.copy()
             hi_lo[k] = mid[k]
-            stack.append((Box(hi_lo, piece.hi), depth + 1, still))
-            stack.append((Box(piece.lo, lo_hi), depth + 1, still))
+            stack.append((Box(hi_lo, piece.hi), depth + 1, still, pnap))
+            stack.append((Box(piece.lo, lo_hi), depth + 1, still, pnap))
         stats.update(pieces=pieces, leaves=leaves)
         return SearchOutcome(Status.VERIFIED, "split", stats=stats), member
 
