@@ -217,6 +217,8 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     )
     assert chk.exit_code == 0, chk.output
     assert "VERIFIED" in chk.output and "test coverage" in chk.output
+    table = runner.invoke(app, ["nap", "table", str(out)])
+    assert table.exit_code == 0 and "group" in table.output, table.output
     bad = runner.invoke(app, [*args[:-2], "--data", str(tmp_path / "missing.npz")])
     assert bad.exit_code == 2
 
@@ -264,3 +266,12 @@ def test_monitor_flags_inputs_outside_every_spec() -> None:
     handle.remove()
     assert mon.last is not None
     assert np.array_equal(mon.last.matches, rep.matches[: len(X)])
+
+
+def test_largest_verified_ball() -> None:
+    from relucid.spec import largest_verified_ball
+
+    # y0 - y1 = x0: class 0 wins exactly where x0 > 0.
+    net = ReluNetwork([[[1.0, 0.0], [-1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]], [[0, 0], [0, 0]])
+    eps = largest_verified_ball(net, 0, [0.5, 0.0], [-1, -1], [1, 1], MilpVerifier())
+    assert 0.49 < eps < 0.5

@@ -454,6 +454,60 @@ def nap_check_cmd(
     _verdict_out(payload, text, as_json, res.status.value == "verified")
 
 
+@nap_app.command("table")
+def nap_table_cmd(
+    specs: Annotated[list[Path], typer.Argument(help="Spec files written by `nap learn`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The paper's table layout (|P|, calls, train / test coverage, time) from saved specs."""
+    from rich.table import Table
+
+    from relucid.spec import NapSpec
+
+    rows = []
+    try:
+        for path in specs:
+            s = NapSpec.load(path)
+            info = s.info
+            rows.append(
+                {
+                    "file": path.name,
+                    "label": s.label,
+                    "method": s.method,
+                    "size": s.size,
+                    "start_size": info.get("start_size"),
+                    "verifier_calls": info.get("verifier_calls"),
+                    "train_coverage": info.get("train_coverage"),
+                    "test_coverage": info.get("test_coverage"),
+                    "seconds": info.get("seconds"),
+                }
+            )
+    except RelucidError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title="NAP specifications")
+    for col in ("file", "label", "method", "|P|", "calls", "train %", "test %", "time (s)"):
+        table.add_column(col, justify="right")
+
+    def pct(v: object) -> str:
+        return "-" if not isinstance(v, int | float) else f"{100 * v:.2f}"
+
+    for r in sorted(rows, key=lambda r: (r["label"], str(r["method"]))):
+        table.add_row(
+            str(r["file"]),
+            str(r["label"]),
+            str(r["method"]),
+            f"{r['size']} (from {r['start_size']})",
+            str(r["verifier_calls"]),
+            pct(r["train_coverage"]),
+            pct(r["test_coverage"]),
+            str(r["seconds"]),
+        )
+    console.print(table)
+
+
 @app.command("demo")
 def demo(
     n_explain: Annotated[int, typer.Option(help="How many test predictions to explain.")] = 3,

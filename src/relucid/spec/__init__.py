@@ -22,7 +22,12 @@ from relucid.spec.coarsen import (
     opt_adv_prune,
     stoch_coarsen,
 )
-from relucid.spec.measure import VolumeEstimate, estimate_volume, pseudo_centre
+from relucid.spec.measure import (
+    VolumeEstimate,
+    estimate_volume,
+    largest_verified_ball,
+    pseudo_centre,
+)
 from relucid.spec.monitor import MonitorReport, NapMonitor
 from relucid.spec.nap import NapSpec, refined_nap
 
@@ -38,6 +43,7 @@ __all__ = [
     "coarsen",
     "estimate_volume",
     "group_coarsen",
+    "largest_verified_ball",
     "nap_key",
     "opt_adv_prune",
     "pseudo_centre",

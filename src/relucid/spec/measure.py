@@ -133,3 +133,36 @@ def estimate_volume(
         pts = lower + widths * rng.random((samples, n))
         share = float(spec.contains(net, pts).mean())
     return VolumeEstimate(centre, lower, upper, log_vol, share, samples)
+
+
+def largest_verified_ball(
+    net: ReluNetwork,
+    label: int,
+    centre: ArrayLike,
+    domain_lo: ArrayLike,
+    domain_hi: ArrayLike,
+    verifier: Any,
+    *,
+    timeout: float | None = 60.0,
+    steps: int = 12,
+) -> float:
+    """The largest ``eps`` (to ``2^-steps`` of the domain's widest side) for which the
+    verifier proves class ``label`` on the L-inf ball of radius ``eps`` around ``centre``
+    (clipped to the domain): the local-robustness specification a NAP is compared with.
+    Only VERIFIED counts; 0 when even the smallest ball fails."""
+    from relucid.domain import Box
+    from relucid.verify.query import NapQuery, Status
+
+    c = np.asarray(centre, dtype=np.float64)
+    lo_d, hi_d = np.asarray(domain_lo, np.float64), np.asarray(domain_hi, np.float64)
+    free = np.full(net.num_hidden, -1, dtype=np.int8)
+    good, bad = 0.0, float(np.max(hi_d - lo_d))
+    for _ in range(steps):
+        eps = 0.5 * (good + bad)
+        box = Box(np.maximum(lo_d, c - eps), np.minimum(hi_d, c + eps))
+        res = verifier.verify_nap(net, NapQuery(free, label, box), timeout)
+        if res.status is Status.VERIFIED:
+            good = eps
+        else:
+            bad = eps
+    return good
