@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/why.py
 	$(BIN)/python benchmarks/guard.py
 	$(BIN)/python benchmarks/verify.py
+	$(BIN)/python benchmarks/nap.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
