@@ -245,7 +245,7 @@ def main() -> None:
     ap.add_argument("--acas-marabou", type=int, default=10, help="ACAS instances for Marabou.")
     ap.add_argument("--no-marabou", action="store_true")
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=170)
     backends: dict[str, Verifier] = {"milp": get_verifier("milp")}
     if not args.no_marabou:
         if not marabou_available():

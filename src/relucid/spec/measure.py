@@ -146,9 +146,11 @@ def largest_verified_ball(
     timeout: float | None = 60.0,
     steps: int = 12,
 ) -> float:
-    """The largest ``eps`` (to ``2^-steps`` of the domain's widest side) for which the
-    verifier proves class ``label`` on the L-inf ball of radius ``eps`` around ``centre``
-    (clipped to the domain): the local-robustness specification a NAP is compared with.
+    """The largest ``eps`` in [0, 1] (to ``2^-steps``) for which the verifier proves class
+    ``label`` on the box ``centre +- eps * (domain_hi - domain_lo)``, clipped to the domain:
+    the local-robustness specification a NAP is compared with. The radius is relative to
+    each feature's range (features on different scales, like WBC's, would make a plain
+    L-inf ball meaningless); for inputs all in [0, 1] (MNIST) it is the plain L-inf ball.
     Only VERIFIED counts; 0 when even the smallest ball fails."""
     from relucid.domain import Box
     from relucid.verify.query import NapQuery, Status
@@ -156,10 +158,11 @@ def largest_verified_ball(
     c = np.asarray(centre, dtype=np.float64)
     lo_d, hi_d = np.asarray(domain_lo, np.float64), np.asarray(domain_hi, np.float64)
     free = np.full(net.num_hidden, -1, dtype=np.int8)
-    good, bad = 0.0, float(np.max(hi_d - lo_d))
+    width = hi_d - lo_d
+    good, bad = 0.0, 1.0
     for _ in range(steps):
         eps = 0.5 * (good + bad)
-        box = Box(np.maximum(lo_d, c - eps), np.minimum(hi_d, c + eps))
+        box = Box(np.maximum(lo_d, c - eps * width), np.minimum(hi_d, c + eps * width))
         res = verifier.verify_nap(net, NapQuery(free, label, box), timeout)
         if res.status is Status.VERIFIED:
             good = eps
