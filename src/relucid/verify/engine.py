@@ -406,17 +406,22 @@ class MilpVerifier:
         Returns the outcome (VERIFIED meaning every term is impossible) and whether some
         piece's centre was seen to obey the NAP (checked with ``obeys`` when given).
         """
-        stack: list[tuple[Box, int, list[int], Int8Array]] = [(box, 0, terms, nap)]
+        # Each piece carries its parent's bounds: they hold on the piece too (a sub-box, or a
+        # finer NAP), so they seed the piece's bounds (no interval pass) and can only tighten
+        # them.
+        stack: list[tuple[Box, int, list[int], Int8Array, Bounds | None]] = [
+            (box, 0, terms, nap, None)
+        ]
         x_rows = (a_mat, b_vec) if b_vec.size else None
         pieces = leaves = 0
         member = False
         while stack:
             self._check_time(deadline)
-            piece, depth, open_terms, pnap = stack.pop()
+            piece, depth, open_terms, pnap, parent = stack.pop()
             pieces += 1
             stats["pieces"] = pieces
             stats["max_depth"] = max(stats.get("max_depth", 0), depth)
-            bounds = symbolic_bounds(net, piece, pnap)
+            bounds = symbolic_bounds(net, piece, pnap, start=parent)
             if bounds.empty:
                 continue
             still = []
@@ -479,7 +484,7 @@ class MilpVerifier:
                 for phase in (0, 1):
                     child = pnap.copy()
                     child[j] = phase
-                    stack.append((piece, depth + 1, still, child))
+                    stack.append((piece, depth + 1, still, child, bounds))
                 continue
             pattern = np.concatenate(net.pre_activations(mid[None, :]), axis=1)[0] > 0
             aff = local_affine(net, pattern)
@@ -491,8 +496,8 @@ class MilpVerifier:
             lo_hi[k] = mid[k]
             hi_lo = piece.lo.copy()
             hi_lo[k] = mid[k]
-            stack.append((Box(hi_lo, piece.hi), depth + 1, still, pnap))
-            stack.append((Box(piece.lo, lo_hi), depth + 1, still, pnap))
+            stack.append((Box(hi_lo, piece.hi), depth + 1, still, pnap, bounds))
+            stack.append((Box(piece.lo, lo_hi), depth + 1, still, pnap, bounds))
         stats.update(pieces=pieces, leaves=leaves)
         return SearchOutcome(Status.VERIFIED, "split", stats=stats), member
 
