@@ -14,9 +14,14 @@ NAP is all free, and each input region is searched in turn.
    are stable and lose their binary.
 2. **Attack** (:func:`~relucid.verify.pgd_attack`): a candidate counts only when the replay (a
    plain float64 forward pass) confirms it.
-3. **MILP** (:class:`~relucid.verify.NetworkMILP`): one model per network and box, kept
+3. **Input splitting**, for inputs of at most ``split_max_dim`` dimensions (ACAS Xu): the
+   box is halved along its most influential input until the bounds settle each piece, the
+   MILP taking only pieces with few unstable neurons (:meth:`MilpVerifier._split_search`).
+4. **MILP** (:class:`~relucid.verify.NetworkMILP`): one model per network and box, kept
    across queries; each query changes only bounds (the NAP's binaries, the big-M constants
    from this query's bounds, the output rows). HiGHS stops at the first feasible point.
+   The deadline is strict: an interrupt callback, and a solve abandoned shortly after the
+   deadline where HiGHS calls none.
 
 Soundness. The MILP searches the *enlarged* unsafe set ``C_t y <= d_t + delta`` with
 ``delta = safety * (1 + |d_t|)``, so HiGHS's feasibility tolerances (1e-7 primal, 1e-6
