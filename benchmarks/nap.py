@@ -37,6 +37,7 @@ from relucid.spec import (
     NotASpecificationError,
     estimate_volume,
     largest_verified_ball,
+    refined_nap,
 )
 from relucid.spec.data import NapData, nap_data
 from relucid.verify import MilpVerifier, NapQuery, Status
@@ -63,18 +64,12 @@ def run_table(
         for method in ("baseline", *methods):
             t0 = time.perf_counter()
             try:
-                learner = NapLearner(
-                    "coarsen" if method == "baseline" else method,  # type: ignore[arg-type]
-                    delta=delta,
-                    timeout=timeout,
-                )
                 if method == "baseline":
-                    from relucid.spec import refined_nap
-
                     spec = refined_nap(net, ds.X_train, ds.y_train, c, delta)
                     calls = 1
                     seconds = time.perf_counter() - t0
                 else:
+                    learner = NapLearner(method, delta=delta, timeout=timeout)  # type: ignore[arg-type]
                     learner.fit(net, ds.X_train, ds.y_train, c)
                     spec = learner.spec_
                     calls = learner.calls_

@@ -35,7 +35,9 @@ from rich.console import Console
 from rich.table import Table
 
 from relucid import Box, ReluNetwork, data_dir, load_onnx
-from relucid.datasets import load_mnist_test, wbc_network
+from relucid.datasets import wbc_network
+from relucid.spec import refined_nap
+from relucid.spec.data import nap_data
 from relucid.verify import (
     NapQuery,
     Status,
@@ -51,31 +53,26 @@ RESULTS = Path(__file__).parent / "results" / "verify.json"
 DELTAS = (0.9, 0.95, 0.99)
 
 
-def refined_nap(Z: np.ndarray, mask: np.ndarray, delta: float) -> np.ndarray:
-    """Most refined NAP (minimal-NAP paper, section 3): exact integer cut-offs."""
-    active = Z[mask] > 0
-    k = active.shape[0]
-    count = active.sum(axis=0)
-    nap = np.full(Z.shape[1], -1, np.int8)
-    nap[count >= np.ceil(delta * k)] = 1
-    nap[count <= np.floor((1 - delta) * k)] = 0
-    return nap
+def mined(
+    net: ReluNetwork, X: np.ndarray, pred: np.ndarray, c: int, delta: float, box: Box
+) -> np.ndarray:
+    """The most refined NAP (labels = the model's predictions), from the library."""
+    return refined_nap(net, X, pred, c, delta, domain=box, label_source="model").nap
 
 
 def wbc_queries(ours: Verifier, timeout: float, quick: bool) -> Iterator[tuple[str, NapQuery]]:
     net, split = WBC
     X = split.X_train
     pred = net.forward(X).argmax(1)
-    Z = np.concatenate(net.pre_activations(X), axis=1)
     assert net.domain is not None
     for c in (0, 1):
         for delta in DELTAS:
-            nap = refined_nap(Z, pred == c, delta)
+            nap = mined(net, X, pred, c, delta, net.domain)
             yield (
                 f"refined c={c} delta={delta}",
                 NapQuery(nap, c, net.domain, hints=X[pred == c][:8]),
             )
-        nap = refined_nap(Z, pred == c, 0.95)
+        nap = mined(net, X, pred, c, 0.95, net.domain)
         order = np.flatnonzero(nap >= 0)
         if quick:
             order = order[:10]
@@ -93,15 +90,12 @@ def wbc_queries(ours: Verifier, timeout: float, quick: bool) -> Iterator[tuple[s
 
 def mnist_queries(quick: bool) -> Iterator[tuple[str, NapQuery]]:
     net = MNIST
-    X, _ = load_mnist_test()
-    perm = np.random.default_rng(0).permutation(len(X))
-    Xtr = X[perm[:7000]]
+    Xtr = nap_data("mnist").X_train  # the seeded 7,000-image split
     pred = net.forward(Xtr).argmax(1)
-    Z = np.concatenate(net.pre_activations(Xtr), axis=1)
     box = Box(np.zeros(net.input_dim), np.ones(net.input_dim))
     for c in (0, 1, 4):
         for delta in DELTAS[:1] if quick else DELTAS:
-            nap = refined_nap(Z, pred == c, delta)
+            nap = mined(net, Xtr, pred, c, delta, box)
             yield f"refined c={c} delta={delta}", NapQuery(nap, c, box, hints=Xtr[pred == c][:8])
 
 

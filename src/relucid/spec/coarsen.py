@@ -92,7 +92,7 @@ class VerdictCache:
         self.on_call = on_call
         self.verdicts: dict[str, dict[str, Any]] = {}
         self.calls = 0  # verifier calls made by this run
-        self.replayed = 0  # verdicts taken from the checkpoint
+        self.replayed = 0  # verdicts answered from the cache (checkpoint or this run)
         self.seconds = 0.0
         if self.path is not None and self.path.exists():
             self._load()
@@ -267,13 +267,8 @@ def opt_adv_prune(
     ref = nap.copy()
     fixed = ref >= 0
     label, domain = oracle.label, oracle.domain
-    m = net.output_dim
-    terms = []
-    for j in range(m):
-        if j != label:
-            row = np.zeros((1, m))
-            row[0, label], row[0, j] = 1.0, -1.0
-            terms.append((row, np.zeros(1)))
+    query = NapQuery(ref, label, domain)
+    terms = [(row[None, :], np.array([d])) for _, row, d in query.terms(net.output_dim)]
     xs = np.atleast_2d(np.asarray(X, np.float64))[:64]
     att = pgd_attack(
         net, domain, terms, starts=xs, restarts=16, steps=40, step=0.05, seed=random_state
@@ -324,7 +319,8 @@ class NapLearner:
     ----------
     refined_ : the starting NAP (:class:`NapSpec`).
     spec_ : the learned NAP, with its VERIFIED certificate in ``verdicts``.
-    calls_ : verifier calls of this run; ``replayed_``: verdicts taken from the checkpoint.
+    calls_ : verifier calls of this run; ``replayed_``: verdicts answered from the cache
+        instead (from the checkpoint, or asked before in this run).
     counts_ : verdicts by status over the whole run.
     seconds_ : wall time of :meth:`fit`.
     """

@@ -52,8 +52,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init(backend: str, options: dict[str, Any], net: ReluNetwork) -> None:
-    # One backend per worker process; BLAS limited to one thread so workers do not fight.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # One backend per worker process; BLAS limited to one thread so workers do not fight
+    # (numpy is loaded already, so an environment variable would come too late).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     _WORKER["verifier"] = get_verifier(backend, **options)
     _WORKER["net"] = net
 

@@ -16,7 +16,7 @@ NAP is all free, and each input region is searched in turn.
    plain float64 forward pass) confirms it.
 3. **Input splitting**, for inputs of at most ``split_max_dim`` dimensions (ACAS Xu): the
    box is halved along its most influential input until the bounds settle each piece, the
-   MILP taking only pieces with few unstable neurons (:meth:`MilpVerifier._split_search`).
+   MILP taking only pieces with few unstable neurons (:func:`~relucid.verify.split.split_search`).
 4. **MILP** (:class:`~relucid.verify.NetworkMILP`): one model per network and box, kept
    across queries; each query changes only bounds (the NAP's binaries, the big-M constants
    from this query's bounds, the output rows). HiGHS stops at the first feasible point.
@@ -39,20 +39,26 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from relucid.domain import Box
 from relucid.errors import InputError, SolverError
-from relucid.lp import LinearProgram, LPStatus
 from relucid.network import ReluNetwork
-from relucid.pattern import local_affine
 from relucid.verify.attack import pgd_attack
 from relucid.verify.bounds import Bounds, lp_tighten, output_bounds, symbolic_bounds
+from relucid.verify.confirm import (
+    SearchTimeout,
+    confirm_milp,
+    effective_nap,
+    repair_point,
+    time_left,
+)
 from relucid.verify.milp import NetworkMILP
+from relucid.verify.outcome import SearchOutcome
 from relucid.verify.query import NapQuery, Status, VerifyResult
+from relucid.verify.split import split_search
 from relucid.verify.vnnlib import VnnProperty
 
 FloatArray = NDArray[np.float64]
@@ -61,21 +67,6 @@ BoolArray = NDArray[np.bool_]
 
 #: Models kept per verifier (one per network and box).
 _CACHE_SIZE = 8
-
-
-@dataclass
-class SearchOutcome:
-    """What :meth:`MilpVerifier.search` found for one region."""
-
-    status: Status
-    reason: str = ""
-    x: FloatArray | None = None
-    term: int | None = None
-    stats: dict[str, float] = field(default_factory=dict)
-
-
-class _Timeout(Exception):
-    pass
 
 
 class MilpVerifier:
@@ -87,8 +78,9 @@ class MilpVerifier:
     attack_restarts, attack_steps : its budget.
     safety : relative enlargement of the unsafe set searched by the MILP.
     seed : the attack's random starts.
-    split_max_dim : properties over at most this many inputs are decided by splitting the
-        input box (:meth:`_split_search`); larger ones by one MILP over the whole box.
+    split_max_dim : queries over at most this many inputs are decided by splitting the input
+        box (:func:`~relucid.verify.split.split_search`); larger ones by one MILP over the
+        whole box.
     split_leaf_unstable, split_max_depth : a piece goes to the MILP when it has at most
         this many unstable neurons, or after this many splits.
     split_input_depth : after this many splits, split neurons (a finer NAP per phase)
@@ -239,7 +231,7 @@ class MilpVerifier:
             return self._search(
                 net, box, terms, nap, A, b, replay, obeys, hints, need_member, deadline, stats
             )
-        except _Timeout:
+        except SearchTimeout:
             return SearchOutcome(Status.UNKNOWN, "timeout", stats=stats)
         except SolverError as exc:
             return SearchOutcome(Status.UNKNOWN, f"solver trouble: {exc}", stats=stats)
@@ -289,7 +281,7 @@ class MilpVerifier:
             if not np.any(lower > d):
                 open_terms.append(i)
         stats["terms_by_bounds"] = len(cs) - len(open_terms)
-        self._check_time(deadline)
+        time_left(deadline)
 
         # 2. Attack.
         if self.attack and open_terms:
@@ -315,14 +307,29 @@ class MilpVerifier:
                     )
             if need_member and not member:
                 member = bool(obeys(res.points).any())
-            self._check_time(deadline)
+            time_left(deadline)
 
         # 3. In low input dimension, split the box (bounds tighten fast as it shrinks) and
         #    leave the MILP to the pieces whose bounds stay loose.
         if open_terms and net.input_dim <= self.split_max_dim:
             probe = obeys if need_member and not member else None
-            out, seen = self._split_search(
-                net, box, cs, ds, open_terms, nap, a_mat, b_vec, replay, probe, deadline, stats
+            out, seen = split_search(
+                net,
+                box,
+                cs,
+                ds,
+                open_terms,
+                nap,
+                a_mat,
+                b_vec,
+                replay,
+                probe,
+                deadline,
+                stats,
+                safety=self.safety,
+                split_leaf_unstable=self.split_leaf_unstable,
+                split_max_depth=self.split_max_depth,
+                split_input_depth=self.split_input_depth,
             )
             if out.status is not Status.VERIFIED:
                 return out
@@ -333,23 +340,23 @@ class MilpVerifier:
         if open_terms or (need_member and not member):
             if self.tighten and open_terms:
                 t = time.perf_counter()
-                bounds = lp_tighten(net, box, nap, bounds, time_limit=self._left(deadline))
+                bounds = lp_tighten(net, box, nap, bounds, time_limit=time_left(deadline))
                 stats["tighten_seconds"] = time.perf_counter() - t
                 if bounds.empty:
                     return SearchOutcome(Status.EMPTY, "LP bounds prove no input obeys the NAP")
                 stats["unstable_after_lp"] = int((bounds.unstable & (nap == -1)).sum())
-                self._check_time(deadline)
+                time_left(deadline)
             model = self._model(net, box, bounds, nap)
         x_rows = (a_mat, b_vec) if b_vec.size else None
         for i in open_terms:
             c, d = cs[i], ds[i]
             delta = self.safety * (1.0 + np.abs(d))
             model.set_extra_rows(x_rows=x_rows, y_rows=(c, d + delta) if c.shape[0] else None)
-            verdict, x = self._milp(
+            verdict, x = confirm_milp(
                 model,
                 c.sum(axis=0) if c.shape[0] else None,
                 lambda p, i=i: replay(p, i),  # type: ignore[misc]
-                lambda pattern, c=c, d=d: _repair(net, box, a_mat, b_vec, pattern, c, d),  # type: ignore[misc]
+                lambda pattern, c=c, d=d: repair_point(net, box, a_mat, b_vec, pattern, c, d),  # type: ignore[misc]
                 deadline,
                 stats,
             )
@@ -366,11 +373,11 @@ class MilpVerifier:
         if need_member and not member:
             model.set_extra_rows(x_rows=x_rows)
             no_rows = np.zeros((0, net.output_dim))
-            verdict, x = self._milp(
+            verdict, x = confirm_milp(
                 model,
                 None,
                 lambda p: bool(obeys(p[None, :]).any()),
-                lambda pattern: _repair(net, box, a_mat, b_vec, pattern, no_rows, np.zeros(0)),
+                lambda pattern: repair_point(net, box, a_mat, b_vec, pattern, no_rows, np.zeros(0)),
                 deadline,
                 stats,
             )
@@ -385,173 +392,7 @@ class MilpVerifier:
         how = "split" if stats.get("pieces") else "milp" if stats.get("milp_solves") else "bounds"
         return SearchOutcome(Status.VERIFIED, how, stats=stats)
 
-    def _split_search(
-        self,
-        net: ReluNetwork,
-        box: Box,
-        cs: list[FloatArray],
-        ds: list[FloatArray],
-        terms: list[int],
-        nap: Int8Array,
-        a_mat: FloatArray,
-        b_vec: FloatArray,
-        replay: Callable[[FloatArray, int], bool],
-        obeys: Callable[[FloatArray], BoolArray] | None,
-        deadline: float | None,
-        stats: dict[str, float],
-    ) -> tuple[SearchOutcome, bool]:
-        """Branch and bound over the input box (ReluVal / Neurify style), MILP at the leaves.
-
-        A piece is done when its bounds rule out every term (or show that no input of it
-        obeys the NAP); its centre is replayed as a cheap counterexample probe; a piece
-        with at most ``split_leaf_unstable`` unstable free neurons (or at the depth limit)
-        is decided by the MILP over that piece; any other piece is halved along the input
-        with the largest influence ``|d(C y)/dx_i| * width_i`` at its centre.
-
-        Returns the outcome (VERIFIED meaning every term is impossible) and whether some
-        piece's centre was seen to obey the NAP (checked with ``obeys`` when given).
-        """
-        # Each piece carries its parent's bounds: they hold on the piece too (a sub-box, or a
-        # finer NAP), so they seed the piece's bounds (no interval pass) and can only tighten
-        # them.
-        stack: list[tuple[Box, int, list[int], Int8Array, Bounds | None]] = [
-            (box, 0, terms, nap, None)
-        ]
-        x_rows = (a_mat, b_vec) if b_vec.size else None
-        pieces = leaves = 0
-        member = False
-        while stack:
-            self._check_time(deadline)
-            piece, depth, open_terms, pnap, parent = stack.pop()
-            pieces += 1
-            stats["pieces"] = pieces
-            stats["max_depth"] = max(stats.get("max_depth", 0), depth)
-            bounds = symbolic_bounds(net, piece, pnap, start=parent)
-            if bounds.empty:
-                continue
-            still = []
-            for i in open_terms:
-                lower, _ = output_bounds(net, piece, cs[i], bounds, pnap)
-                if not np.any(lower > ds[i]):
-                    still.append(i)
-            if not still:
-                continue
-            mid = 0.5 * (piece.lo + piece.hi)
-            for i in still:
-                if replay(mid, i):
-                    stats["pieces"] = pieces
-                    return SearchOutcome(Status.FALSIFIED, "split (centre)", mid, i, stats), True
-            if obeys is not None and not member:
-                member = bool(obeys(mid[None, :]).any())
-            free_unstable = bounds.unstable & (pnap == -1)
-            unstable = int(free_unstable.sum())
-            if unstable <= self.split_leaf_unstable or depth >= self.split_max_depth:
-                leaves += 1
-                pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
-                model = NetworkMILP(net, piece, pairs)
-                eff = pnap.copy()
-                eff[(pnap == -1) & bounds.stable_active] = 1
-                eff[(pnap == -1) & bounds.stable_inactive & ~bounds.stable_active] = 0
-                model.set_nap(eff)
-                for i in still:
-                    c, d = cs[i], ds[i]
-                    delta = self.safety * (1.0 + np.abs(d))
-                    model.set_extra_rows(x_rows=x_rows, y_rows=(c, d + delta))
-                    verdict, x = self._milp(
-                        model,
-                        c.sum(axis=0),
-                        lambda p, i=i: replay(p, i),  # type: ignore[misc]
-                        lambda pattern, c=c, d=d, pc=piece: _repair(  # type: ignore[misc]
-                            net, pc, a_mat, b_vec, pattern, c, d
-                        ),
-                        deadline,
-                        stats,
-                    )
-                    if verdict == "confirmed":
-                        stats.update(pieces=pieces, leaves=leaves)
-                        return SearchOutcome(Status.FALSIFIED, "split + milp", x, i, stats), True
-                    if verdict == "unconfirmed":
-                        stats.update(pieces=pieces, leaves=leaves)
-                        return SearchOutcome(
-                            Status.UNKNOWN,
-                            "the MILP found a point at the unsafe set's boundary that the "
-                            "forward pass does not confirm",
-                            stats=stats,
-                        ), member
-                continue
-            if depth >= self.split_input_depth:
-                # Deep in a tight corner, halving the box helps little: split a neuron
-                # instead (both phases as finer NAPs), the one whose triangle relaxation is
-                # loosest, -l u / (u - l).
-                lo_n, hi_n = bounds.hidden_lower, bounds.hidden_upper
-                gap = np.where(free_unstable, -lo_n * hi_n / np.maximum(hi_n - lo_n, 1e-12), -1)
-                j = int(np.argmax(gap))
-                for phase in (0, 1):
-                    child = pnap.copy()
-                    child[j] = phase
-                    stack.append((piece, depth + 1, still, child, bounds))
-                continue
-            pattern = np.concatenate(net.pre_activations(mid[None, :]), axis=1)[0] > 0
-            aff = local_affine(net, pattern)
-            grad = np.abs(np.vstack([cs[i] for i in still]) @ aff.L).sum(axis=0)
-            width = piece.hi - piece.lo
-            score = (grad + 1e-12) * width
-            k = int(np.argmax(score))
-            lo_hi = piece.hi.copy()
-            lo_hi[k] = mid[k]
-            hi_lo = piece.lo.copy()
-            hi_lo[k] = mid[k]
-            stack.append((Box(hi_lo, piece.hi), depth + 1, still, pnap, bounds))
-            stack.append((Box(piece.lo, lo_hi), depth + 1, still, pnap, bounds))
-        stats.update(pieces=pieces, leaves=leaves)
-        return SearchOutcome(Status.VERIFIED, "split", stats=stats), member
-
     # -- helpers -----------------------------------------------------------------------------
-    def _milp(
-        self,
-        model: NetworkMILP,
-        c_y: FloatArray | None,
-        check: Callable[[FloatArray], bool],
-        repair: Callable[[BoolArray], FloatArray | None],
-        deadline: float | None,
-        stats: dict[str, float],
-    ) -> tuple[str, FloatArray | None]:
-        """One MILP search: ``("infeasible", None)``, ``("confirmed", x)`` or
-        ``("unconfirmed", None)``.
-
-        HiGHS's tolerances only ever enlarge the set it searches (a binary within 1e-6 of
-        an integer lets ``h`` leave ``relu(z)`` by 1e-6 times the big-M constant), so
-        "infeasible" is trusted, but a point it returns may lie just outside the true set.
-        Such a point is replayed (``check``), then repaired (an LP on its activation
-        pattern), then searched again once with a 1000x tighter integrality tolerance.
-        """
-        h = model.lp.highs
-        for tight in (False, True):
-            if tight:
-                h.setOptionValue("mip_feasibility_tolerance", 1e-9)
-            try:
-                found = model.find(c_y, self._left(deadline))
-            finally:
-                if tight and not model.abandoned:
-                    h.setOptionValue("mip_feasibility_tolerance", 1e-6)
-            stats["milp_nodes"] = stats.get("milp_nodes", 0) + found.nodes
-            stats["milp_solves"] = stats.get("milp_solves", 0) + 1
-            if found.status == "timeout":
-                raise _Timeout
-            if found.status == "error":
-                raise SolverError(f"HiGHS stopped with {found.detail}")
-            if found.status == "infeasible":
-                return "infeasible", None
-            assert found.solution is not None
-            x, pattern = model.point(found.solution)
-            if check(x):
-                return "confirmed", x
-            stats["repairs"] = stats.get("repairs", 0) + 1
-            fixed = repair(pattern)
-            if fixed is not None and check(fixed):
-                return "confirmed", fixed
-        return "unconfirmed", None
-
     def _model(self, net: ReluNetwork, box: Box, bounds: Bounds, nap: Int8Array) -> NetworkMILP:
         key = (id(net), box.lo.tobytes() + box.hi.tobytes())
         model = self._models.get(key)
@@ -564,66 +405,5 @@ class MilpVerifier:
         else:
             model.set_bounds(pairs)
             self._models.move_to_end(key)
-        eff = nap.copy()
-        eff[(nap == -1) & bounds.stable_active] = 1
-        eff[(nap == -1) & bounds.stable_inactive & ~bounds.stable_active] = 0
-        model.set_nap(eff)
+        model.set_nap(effective_nap(nap, bounds))
         return model
-
-    @staticmethod
-    def _left(deadline: float | None) -> float | None:
-        if deadline is None:
-            return None
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            raise _Timeout
-        return left
-
-    def _check_time(self, deadline: float | None) -> None:
-        self._left(deadline)
-
-
-def _repair(
-    net: ReluNetwork,
-    box: Box,
-    a_mat: FloatArray,
-    b_vec: FloatArray,
-    pattern: BoolArray,
-    c: FloatArray,
-    d: FloatArray,
-) -> FloatArray | None:
-    """A point strictly inside ``pattern``'s region and ``C y <= d``, if the LP finds one.
-
-    Maximises a common slack ``s <= 1`` of every pattern side (``z_i >= s`` for active,
-    ``z_i <= -s`` for inactive neurons), every unsafe row (``C y <= d - s``) and every
-    half-space, over the box. On the pattern's region the network is the affine map of
-    :func:`~relucid.pattern.local_affine`, so this is one LP.
-    """
-    aff = local_affine(net, pattern)
-    sgn = np.where(pattern, 1.0, -1.0)
-    n = net.input_dim
-    # Rows over (x, s): -sgn*(M x + c) + s <= 0 ; C (L x + d0) + s <= d ; A x + s|A| <= b.
-    rows = [np.hstack([-sgn[:, None] * aff.M, np.ones((aff.M.shape[0], 1))])]
-    rhs = [sgn * aff.c]
-    if c.shape[0]:
-        rows.append(np.hstack([c @ aff.L, np.ones((c.shape[0], 1))]))
-        rhs.append(d - c @ aff.d)
-    if b_vec.size:
-        norms = np.linalg.norm(a_mat, axis=1, keepdims=True)
-        rows.append(np.hstack([a_mat, norms]))
-        rhs.append(b_vec)
-    lp = LinearProgram(
-        np.vstack(rows),
-        np.concatenate(rhs),
-        col_lo=np.append(box.lo, -np.inf),
-        col_hi=np.append(box.hi, 1.0),
-    )
-    cost = np.zeros(n + 1)
-    cost[-1] = 1.0
-    try:
-        res = lp.maximize(cost)
-    except SolverError:
-        return None
-    if res.status is not LPStatus.OPTIMAL or res.x is None or res.x[-1] < 0:
-        return None
-    return np.clip(res.x[:n], box.lo, box.hi)
