@@ -15,7 +15,8 @@
    collision-avoidance network with its 500 box constraints (needs ``h5py``).
 
 Run: ``python benchmarks/guard.py [--quick] [--device cuda]``; writes
-``benchmarks/results/guard.json`` (its ``command`` says whether it was ``--quick``).
+``benchmarks/results/guard.json`` on the CPU and ``guard_<device>.json`` on another device
+(``--out`` names another file; its ``command`` says whether it was ``--quick``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import datetime as dt
 import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,10 +36,12 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 
 from relucid import data_dir, load_onnx
 from relucid.enforce import (
+    SafetyConfig,
     SafetyLayer,
     acas_constraints,
     acas_network_path,
@@ -106,7 +110,10 @@ def overhead_cell(m: int, alpha: int, beta: int, device: torch.device, quick: bo
     net = mlp(m, 0).to(device)
     layer = SafetyLayer(data.constraints, m).to(device)
     guarded = guard(net, data.constraints, m).to(device)
-    x = torch.from_numpy(data.x[:1000]).to(device)
+    X = torch.from_numpy(data.x).to(device)
+    # four different batches of 1,000, used in turn: no call sees the inputs of the last one
+    batches = [X[s : s + 1000] for s in range(0, len(X) - 999, 1000)][:4]
+    x = batches[0]
     row: dict[str, Any] = {
         "m": m,
         "alpha": alpha,
@@ -114,15 +121,38 @@ def overhead_cell(m: int, alpha: int, beta: int, device: torch.device, quick: bo
         "terms": sum(len(d.terms) for d in layer.dnf),
     }
     with torch.no_grad():
-        y = net(x)
-        out = layer(x, y)
+        ys = [net(b) for b in batches]
+        y = ys[0]
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        sync()
+        t0 = time.perf_counter()
+        out = layer(x, y)  # a fresh layer: searches, and on CUDA captures its graph
+        sync()
+        row["layer_b1000_first_call_ms"] = (time.perf_counter() - t0) * 1e3
         row["corrected_rows"] = int((out.status == 1).sum())
         row["bottom_rows"] = int(out.bottom.sum())
         row["multi_active_rows"] = int((layer.active(x).sum(dim=1) > 1).sum())
         reps = 5 if quick else 50
-        row["layer_b1000_ms"] = timed(lambda: layer(x, y), reps, device)
-        row["net_b1000_ms"] = timed(lambda: net(x), reps, device)
-        row["guarded_b1000_ms"] = timed(lambda: guarded(x), reps, device)
+        turn = iter(range(10**9))
+
+        def rotate(fn: Callable[[Tensor, Tensor], Any]) -> Callable[[], Any]:
+            def call() -> Any:
+                k = next(turn) % len(batches)
+                return fn(batches[k], ys[k])
+
+            return call
+
+        row["layer_b1000_ms"] = timed(rotate(layer), reps, device)
+        row["table_groups"] = layer.table_size
+        row["net_b1000_ms"] = timed(rotate(lambda xb, _: net(xb)), reps, device)
+        row["guarded_b1000_ms"] = timed(rotate(lambda xb, _: guarded(xb)), reps, device)
+        if device.type == "cuda":  # the other execution modes, for comparison
+            for name, cfg in (
+                ("eager", SafetyConfig(cuda_graphs=False)),
+                ("dynamic", SafetyConfig(execution="dynamic")),
+            ):
+                other = SafetyLayer(data.constraints, m, cfg).to(device)
+                row[f"layer_b1000_{name}_ms"] = timed(rotate(other), reps, device)
         # batch of one: cycle through rows inside preconditions (the ones with work to do)
         idx = np.flatnonzero(data.covered[:1000])[:50]
         singles = [(x[i : i + 1], y[i : i + 1]) for i in idx]
@@ -145,11 +175,22 @@ def overhead_cell(m: int, alpha: int, beta: int, device: torch.device, quick: bo
         if device.type == "cpu":
             row["layer_peak_mb"] = peak_bytes(lambda: layer(x, y)) / 2**20
         else:
+            # the peak of one call without a graph (a replay allocates nothing: its memory is
+            # the pool reserved at capture), and what a fresh layer keeps allocated after its
+            # first call (buffers, table, captured graph's pool)
+            eager = SafetyLayer(data.constraints, m, SafetyConfig(cuda_graphs=False)).to(device)
+            eager(x, y)
+            torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats(device)
             base = torch.cuda.memory_allocated(device)
-            layer(x, y)
+            eager(x, y)
             torch.cuda.synchronize()
             row["layer_peak_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+            before = torch.cuda.memory_allocated(device)
+            fresh = SafetyLayer(data.constraints, m).to(device)
+            fresh(x, y)
+            torch.cuda.synchronize()
+            row["layer_resident_mb"] = (torch.cuda.memory_allocated(device) - before) / 2**20
     row["bm3_float32_mb"] = 1000 * m**3 * 4 / 2**20
     return row
 
@@ -223,6 +264,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="target cells only, 5 ACAS nets")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-acas", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="results file")
     parser.add_argument(
         "--threads",
         type=int,
@@ -253,6 +295,7 @@ def main() -> None:
         "corrected_rows": "fixed",
         "multi_active_rows": "multi",
         "layer_b1000_ms": "layer B=1000",
+        "layer_b1000_first_call_ms": "first call",
         "net_b1000_ms": "net B=1000",
         "guarded_b1000_ms": "net+layer B=1000",
         "layer_b1_ms": "layer B=1",
@@ -261,6 +304,10 @@ def main() -> None:
         "layer_peak_mb": "peak MiB",
         "bm3_float32_mb": "B·m³ MiB",
     }
+    if device.type == "cuda":
+        cols["layer_b1000_eager_ms"] = "no graph"
+        cols["layer_b1000_dynamic_ms"] = "dynamic"
+        cols["layer_resident_mb"] = "kept MiB"
     for head in cols.values():
         table.add_column(head, justify="right")
     for r in over:
@@ -269,14 +316,13 @@ def main() -> None:
         "fixed: rows corrected in the batch of 1,000; multi: rows with several active constraints"
     )
     console.print(table)
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     out: dict[str, Any] = {
         "machine": f"{platform.node()} {platform.machine()} {platform.processor()} "
         f"python {platform.python_version()} torch {torch.__version__} "
-        f"threads {torch.get_num_threads()} device {device}",
+        f"threads {torch.get_num_threads()} device {device}{gpu}",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python benchmarks/guard.py"
-        + (" --quick" if args.quick else "")
-        + (f" --device {args.device}" if args.device != "cpu" else ""),
+        "command": " ".join(["python", *sys.argv]),
         "targets": {
             "m5_alpha10_beta3_b1000_ms": over[0]["layer_b1000_ms"],
             "m5_limit_ms": 3.0,
@@ -285,6 +331,14 @@ def main() -> None:
         },
         "rows": over,
     }
+    if device.type != "cpu":
+        small = [r for r in over if r["m"] <= 100 and r["alpha"] <= 10]
+        worst = max(small, key=lambda r: r["layer_b1000_ms"])
+        out["targets"]["gpu_worst_m_le100_alpha_le10_b1000_ms"] = worst["layer_b1000_ms"]
+        out["targets"]["gpu_worst_cell"] = (
+            f"m={worst['m']} alpha={worst['alpha']} beta={worst['beta']}"
+        )
+        out["targets"]["gpu_limit_ms"] = 1.0
     root = data_dir()
     if not args.skip_acas and (root / "acasxu").is_dir():
         with console.status("ACAS Xu phi_2-phi_10 on the networks..."):
@@ -308,7 +362,8 @@ def main() -> None:
         out["collision"] = col
         console.print(f"collision avoidance: {col}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "guard.json"
+    name = "guard.json" if device.type == "cpu" else f"guard_{device.type}.json"
+    path = args.out or RESULTS / name
     path.write_text(json.dumps(out, indent=2) + "\n")
     console.print(f"wrote {path}")
 

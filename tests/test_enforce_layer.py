@@ -331,3 +331,110 @@ def test_box_ends_are_exact_for_float32_inputs() -> None:
     assert np.array_equal(layer.active(x32).numpy(), want)
     assert np.array_equal(layer.active(x32.double()).numpy(), want)
     assert want.tolist() == [[True, False], [False, True]]
+
+
+# -- any device: CUDA gives the CPU's answers --------------------------------------------------
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="no CUDA device on this machine (run on a GPU machine to check device parity)",
+)
+
+
+@needs_cuda
+@settings(max_examples=60, deadline=None)
+@given(problem=problems(), static=st.booleans())
+def test_cuda_equals_cpu_on_random_problems(problem, static: bool) -> None:  # type: ignore[no-untyped-def]
+    cs, m, x, y = problem
+    cfg = SafetyConfig(execution="static" if static else "dynamic")
+    layer = SafetyLayer(cs, m, cfg)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).float()
+    cpu = layer(xt, yt)
+    gpu = layer.to("cuda")(xt.cuda(), yt.cuda())
+    assert gpu.logits.device.type == "cuda"
+    assert torch.equal(gpu.logits.cpu(), cpu.logits)
+    assert torch.equal(gpu.status.cpu(), cpu.status)
+
+
+@needs_cuda
+@pytest.mark.parametrize("m", [5, 10, 100])
+def test_cuda_equals_cpu_on_the_synthetic_family(m: int) -> None:
+    from relucid.enforce import synthetic_data
+
+    data = synthetic_data(10, 3, m, random_state=m)
+    layer = SafetyLayer(data.constraints, m)
+    x = torch.from_numpy(data.x[:1000])
+    # logits that violate often: random values, distinct per row
+    y = torch.from_numpy(np.random.default_rng(m).standard_normal((len(x), m))).float()
+    cpu = layer(x, y)
+    assert int((cpu.status == S.CORRECTED).sum()) > 0
+    gpu = layer.to("cuda")(x.cuda(), y.cuda())
+    assert torch.equal(gpu.logits.cpu(), cpu.logits)
+    assert torch.equal(gpu.status.cpu(), cpu.status)
+
+
+@settings(max_examples=60, deadline=None)
+@given(problem=problems(), width=st.sampled_from([1, 32]))
+def test_table_execution_equals_dynamic(problem, width: int) -> None:  # type: ignore[no-untyped-def]
+    """The memoised lookup gives the search's answers, on a cold table and on a warm one
+    (second call), also when the rows arrive one at a time."""
+    cs, m, x, y = problem
+    dyn = SafetyLayer(cs, m, SafetyConfig(beam_width=width, execution="dynamic"))
+    tab = SafetyLayer(cs, m, SafetyConfig(beam_width=width, execution="table"))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    want = dyn(xt, yt)
+    for _ in range(2):
+        got = tab(xt, yt)
+        assert torch.equal(got.logits, want.logits) and torch.equal(got.status, want.status)
+        assert torch.equal(got.bottom, want.bottom)
+    fresh = SafetyLayer(cs, m, SafetyConfig(beam_width=width, execution="table"))
+    for r in range(len(x)):
+        one = fresh(xt[r : r + 1], yt[r : r + 1])
+        assert torch.equal(one.logits[0], want.logits[r])
+        assert int(one.status[0]) == int(want.status[r])
+
+
+def test_table_grows_and_survives_key_collisions() -> None:
+    from relucid.enforce import synthetic_data
+
+    data = synthetic_data(100, 2, 5, random_state=3)
+    cfg = SafetyConfig(execution="table")
+    dyn = SafetyLayer(data.constraints, 5, SafetyConfig(execution="dynamic"))
+    x = torch.from_numpy(data.x)
+    y = torch.from_numpy(np.random.default_rng(0).standard_normal((len(x), 5)))
+    want = dyn(x, y)
+    tab = SafetyLayer(data.constraints, 5, cfg)
+    got = tab(x, y)
+    assert tab.table_size > 64  # past the first capacity
+    assert torch.equal(got.logits, want.logits) and torch.equal(got.status, want.status)
+    # every key the same: all groups but one collide, and the answers stay right
+    bad = SafetyLayer(data.constraints, 5, cfg)
+    bad._hash_con.zero_()
+    bad._hash_top.zero_()
+    for _ in range(2):
+        got = bad(x, y)
+        assert torch.equal(got.logits, want.logits) and torch.equal(got.status, want.status)
+
+
+@needs_cuda
+@pytest.mark.parametrize("graphs", [True, False])
+def test_cuda_table_and_graph_replay_follow_new_inputs(graphs: bool) -> None:
+    """Captured graphs are replayed on new batches of the same shape, the table grows
+    between calls, and moving the layer away and back drops the stale graphs."""
+    from relucid.enforce import synthetic_data
+
+    data = synthetic_data(100, 2, 10, random_state=1)
+    cpu = SafetyLayer(data.constraints, 10, SafetyConfig(execution="dynamic"))
+    gpu = SafetyLayer(data.constraints, 10, SafetyConfig(cuda_graphs=graphs)).to("cuda")
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(data.x)
+    for rep in range(6):
+        rows = torch.from_numpy(rng.choice(len(x), 500, replace=False))
+        xb = x[rows]
+        yb = torch.from_numpy(rng.standard_normal((500, 10))).float()
+        want = cpu(xb, yb)
+        got = gpu(xb.cuda(), yb.cuda())
+        assert torch.equal(got.logits.cpu(), want.logits)
+        assert torch.equal(got.status.cpu(), want.status)
+        if rep == 2:
+            gpu = gpu.to("cpu").to("cuda")
+    assert gpu.table_size > 64

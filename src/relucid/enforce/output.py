@@ -60,13 +60,21 @@ class SafetyConfig:
     beam_width : partial choices kept per row group at each level of the search.
     execution : ``"dynamic"`` groups rows and stops loops early (data-dependent shapes);
         ``"static"`` runs the same algorithm with fixed shapes and loop counts on every row
-        (what :func:`torch.onnx.export` traces); ``"auto"`` is static while exporting or
-        tracing, dynamic otherwise. Both give identical results.
+        (what :func:`torch.onnx.export` traces); ``"table"`` looks every row's choice up in a
+        table of the (active set, top class) groups seen so far, with fixed shapes and one
+        host synchronisation per batch, and runs the dynamic search only for groups not seen
+        before (fastest on GPUs, where each synchronisation and kernel launch costs more than
+        the arithmetic); ``"auto"`` is static while exporting or tracing, table on CUDA and
+        dynamic elsewhere. All give identical results.
     chunk_elements : upper bound on the float32 elements of the partial unions handled at
         once by the dynamic search (row groups are processed in chunks; memory).
+    cuda_graphs : on CUDA, replay the table execution's fixed-shape pass from a captured
+        CUDA graph (one per input shape, up to 8 kept) when no gradient is needed: one
+        launch instead of about a hundred small kernels.
     """
 
     max_terms: int = 1024
     beam_width: int = 32
-    execution: Literal["auto", "dynamic", "static"] = "auto"
+    execution: Literal["auto", "dynamic", "static", "table"] = "auto"
     chunk_elements: int = 1 << 23
+    cuda_graphs: bool = True
