@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	# on x86-64, so it is best effort (its tests skip, saying why, where it is missing).
 	$(BIN)/python -m pip install --quiet 'maraboupy==2.0.0' \
 		|| echo "maraboupy unavailable here: the marabou backend's tests will skip"
+	# Ray, for the NAP learner's distributed executor (optional extra; its test skips
+	# where it is missing).
+	$(BIN)/python -m pip install --quiet 'ray>=2.9' \
+		|| echo "ray unavailable here: the ray executor's test will skip"
 	touch $(STAMP)
 
 demo: $(STAMP)

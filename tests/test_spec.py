@@ -221,6 +221,17 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "group" in table.output, table.output
     bad = runner.invoke(app, [*args[:-2], "--data", str(tmp_path / "missing.npz")])
     assert bad.exit_code == 2
+    # the same run through a process pool of two: the same spec
+    pooled = tmp_path / "pooled.json"
+    base = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "1"]
+    base += ["--method", "group", "--timeout", "30", "--out", str(pooled)]
+    par = [*base, "--executor", "process", "--workers", "2"]
+    res = runner.invoke(app, par)
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(NapSpec.load(pooled).nap, spec.nap)
+    assert NapSpec.load(pooled).info["executor"] == "process"
+    wrong = runner.invoke(app, [*par[:-4], "--executor", "gpu"])
+    assert wrong.exit_code == 2 and "unknown executor" in wrong.output
 
 
 def test_volume_estimate_on_a_known_region() -> None:
@@ -275,3 +286,69 @@ def test_largest_verified_ball() -> None:
     net = ReluNetwork([[[1.0, 0.0], [-1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]], [[0, 0], [0, 0]])
     eps = largest_verified_ball(net, 0, [0.5, 0.0], [-1, -1], [1, 1], MilpVerifier())
     assert 0.245 < eps < 0.25  # relative to the range 2: radius 0.5 in x0
+
+
+# -- counterexample reuse and executors --------------------------------------------------------
+def test_known_counterexample_answers_coarser_naps_without_a_call() -> None:
+    from relucid.spec.coarsen import VerdictCache
+
+    net, X, y = data()
+    spec = refined_nap(net, X, y, 1, delta=0.95)
+    cache = VerdictCache(net, 1, spec.domain, MilpVerifier(seed=0), 30)
+    everything = np.full_like(spec.nap, -1)  # the empty NAP: surely falsified
+    status, cex = cache.result(everything)
+    assert status is Status.FALSIFIED and cex is not None and cache.calls == 1
+    # any NAP the counterexample obeys is answered by it, replayed
+    z = np.concatenate(net.pre_activations(cex[None, :]), axis=1)[0] > 0
+    finer = np.where(np.arange(spec.nap.size) % 3 == 0, z.astype(np.int8), -1).astype(np.int8)
+    status, cex2 = cache.result(finer)
+    assert status is Status.FALSIFIED and cache.calls == 1 and cache.reused == 1
+    assert cex2 is not None and NapQuery(finer, 1, spec.domain).violated_by(net, cex2)
+    # a NAP it does not obey goes to the verifier
+    other = finer.copy()
+    other[0] = 1 - other[0]
+    cache.result(other)
+    assert cache.calls == 2
+
+
+class _TwoAtATime:
+    """A serial executor that says it has two workers: the parallel code paths, run here."""
+
+    name = "serial"
+    workers = 2
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.verifier = MilpVerifier(seed=0)
+
+    def map(self, net, queries, timeout):  # type: ignore[no-untyped-def]
+        self.batches.append(len(queries))
+        return [self.verifier.verify_nap(net, q, timeout) for q in queries]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("method", ["group", "stochastic"])
+def test_process_pool_gives_the_verdict_driven_result(method: str) -> None:
+    """Independent calls run together; the NAP depends on the verdicts only, so a process
+    pool gives what the same batches give in this process."""
+    net, X, y = data()
+    here = _TwoAtATime()
+    ref = NapLearner(method, timeout=30, executor=here).fit(net, X, y, 1)  # type: ignore[arg-type]
+    assert here.batches and max(here.batches) == 2
+    pool = NapLearner(method, timeout=30, executor="process", workers=2).fit(net, X, y, 1)
+    assert np.array_equal(pool.spec_.nap, ref.spec_.nap)
+    assert pool.spec_.info["executor"] == "process" and pool.spec_.info["workers"] == 2
+    again = MilpVerifier(seed=3).verify_nap(net, NapQuery(pool.spec_.nap, 1, pool.spec_.domain), 30)
+    assert again.status is Status.VERIFIED
+
+
+def test_ray_executor_on_a_local_instance() -> None:
+    pytest.importorskip("ray", reason="the optional 'ray' extra is not installed here")
+    net, X, y = data()
+    here = _TwoAtATime()
+    ref = NapLearner("stochastic", timeout=30, executor=here).fit(net, X, y, 1)  # type: ignore[arg-type]
+    got = NapLearner("stochastic", timeout=30, executor="ray", workers=2).fit(net, X, y, 1)
+    assert np.array_equal(got.spec_.nap, ref.spec_.nap)
+    assert got.spec_.info["executor"] == "ray"

@@ -348,7 +348,7 @@ def nap_learn_cmd(
     label: Annotated[int, typer.Option(help="The class c to specify.")],
     out: Annotated[Path, typer.Option(help="Where to write the learned spec (JSON).")],
     method: Annotated[
-        str, typer.Option(help="coarsen (Algorithm 2), group or stochastic.")
+        str, typer.Option(help="coarsen (Algorithm 2), group, stochastic or optadvprune.")
     ] = "coarsen",
     delta: Annotated[float, typer.Option(help="Refined-NAP threshold.")] = 0.95,
     timeout: Annotated[float, typer.Option(help="Seconds per verifier call.")] = 300.0,
@@ -358,6 +358,16 @@ def nap_learn_cmd(
     backend: BackendOpt = "milp",
     checkpoint: Annotated[
         Path | None, typer.Option(help="Resumable run: verdicts saved after every call.")
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(help="Where independent verifier calls run together: serial, process or ray."),
+    ] = "serial",
+    workers: Annotated[
+        int | None, typer.Option(help="Processes or Ray actors (default: the CPU count).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="A running Ray cluster (default: a local instance).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -394,6 +404,9 @@ def nap_learn_cmd(
                 backend=backend,
                 checkpoint=checkpoint,
                 on_call=on_call,
+                executor=executor,
+                workers=workers,
+                ray_address=ray_address,
             ).fit(net, ds.X_train, y, label, label_source=labels)
     except RelucidError as exc:
         raise _fail(str(exc)) from exc

@@ -6,6 +6,8 @@ Paper: minimal-neural-specifications, sections 2-4.
   and provenance; JSON; batched membership; ``|P|``; subsumption) and :func:`refined_nap`;
 * :mod:`~relucid.spec.coarsen`: COARSEN, group COARSEN and STOCHCOARSEN behind
   :class:`NapLearner`, with a verdict cache that makes runs resumable from a checkpoint file;
+* :mod:`~relucid.spec.executor`: where independent verifier calls run (serial, a process
+  pool, Ray actors);
 * :mod:`~relucid.spec.measure`: the appendix C volume estimate (:func:`estimate_volume`);
 * :mod:`~relucid.spec.monitor`: :class:`NapMonitor`, inputs outside every spec, in batch or
   as a torch forward hook.
@@ -22,6 +24,14 @@ from relucid.spec.coarsen import (
     opt_adv_prune,
     stoch_coarsen,
 )
+from relucid.spec.executor import (
+    EXECUTORS,
+    Executor,
+    ProcessExecutor,
+    RayExecutor,
+    SerialExecutor,
+    make_executor,
+)
 from relucid.spec.measure import (
     VolumeEstimate,
     estimate_volume,
@@ -32,18 +42,24 @@ from relucid.spec.monitor import MonitorReport, NapMonitor
 from relucid.spec.nap import NapSpec, refined_nap
 
 __all__ = [
+    "EXECUTORS",
     "METHODS",
+    "Executor",
     "MonitorReport",
     "NapLearner",
     "NapMonitor",
     "NapSpec",
     "NotASpecificationError",
+    "ProcessExecutor",
+    "RayExecutor",
+    "SerialExecutor",
     "VerdictCache",
     "VolumeEstimate",
     "coarsen",
     "estimate_volume",
     "group_coarsen",
     "largest_verified_ball",
+    "make_executor",
     "nap_key",
     "opt_adv_prune",
     "pseudo_centre",

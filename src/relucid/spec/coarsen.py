@@ -18,6 +18,15 @@ same argument gives the same minimality with far fewer calls when most neurons c
 replace) after each call. The algorithms are deterministic given the verdicts, so a killed run
 restarted with the same checkpoint replays the cached verdicts without calling the verifier
 and continues where it stopped, to the same result.
+
+**Counterexamples are reused.** A NAP coarser than a falsified one is falsified by the same
+input; before calling the verifier, the cache replays every counterexample it holds against
+the new NAP (a forward pass) and answers FALSIFIED, without a call, when one obeys it.
+
+**Parallel calls.** Where the algorithm has independent queries (the samples of one
+STOCHCOARSEN round, the two halves of a failed block), they go to an executor
+(:mod:`relucid.spec.executor`: a process pool or Ray) together; the verdicts are cached like
+any other, so the result does not depend on where they ran.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -35,9 +44,12 @@ from numpy.typing import ArrayLike, NDArray
 from relucid.domain import Box
 from relucid.errors import InputError, RelucidError
 from relucid.network import ReluNetwork
-from relucid.spec.nap import refined_nap
+from relucid.spec.nap import NapSpec, refined_nap
 from relucid.verify.backends import get_verifier
-from relucid.verify.query import NapQuery, Status, Verifier
+from relucid.verify.query import NapQuery, Status, Verifier, VerifyResult
+
+if TYPE_CHECKING:
+    from relucid.spec.executor import Executor
 
 Int8Array = NDArray[np.int8]
 FloatArray = NDArray[np.float64]
@@ -83,8 +95,10 @@ class VerdictCache:
         checkpoint: str | Path | None = None,
         tag: dict[str, Any] | None = None,
         on_call: OnCall | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.net, self.label, self.domain = net, int(label), domain
+        self.executor = executor
         self.verifier, self.timeout = verifier, timeout
         self.hints = None if hints is None else np.atleast_2d(np.asarray(hints, np.float64))
         self.path = None if checkpoint is None else Path(checkpoint)
@@ -93,7 +107,9 @@ class VerdictCache:
         self.verdicts: dict[str, dict[str, Any]] = {}
         self.calls = 0  # verifier calls made by this run
         self.replayed = 0  # verdicts answered from the cache (checkpoint or this run)
+        self.reused = 0  # FALSIFIED by an earlier query's counterexample, without a call
         self.seconds = 0.0
+        self._cex: list[FloatArray] = []
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -109,6 +125,11 @@ class VerdictCache:
                 f"({data.get('tag')}); remove it or name another file"
             )
         self.verdicts = dict(data.get("verdicts", {}))
+        self._cex = [
+            np.asarray(v["counterexample"], np.float64)
+            for v in self.verdicts.values()
+            if v.get("counterexample") is not None
+        ]
 
     def _save(self) -> None:
         if self.path is None:
@@ -120,19 +141,24 @@ class VerdictCache:
     def __call__(self, nap: Int8Array) -> Status:
         return self.result(nap)[0]
 
-    def result(self, nap: Int8Array) -> tuple[Status, FloatArray | None]:
-        """The verdict of ``nap`` and, when FALSIFIED, its (replayed) counterexample."""
-        key = nap_key(nap)
-        hit = self.verdicts.get(key)
-        if hit is not None:
-            self.replayed += 1
-            cex = hit.get("counterexample")
-            return Status(hit["status"]), None if cex is None else np.asarray(cex, np.float64)
-        query = NapQuery(nap, self.label, self.domain, hints=self.hints)
-        res = self.verifier.verify_nap(self.net, query, self.timeout)
-        self.calls += 1
-        self.seconds += res.seconds
-        self.verdicts[key] = {
+    def _query(self, nap: Int8Array) -> NapQuery:
+        return NapQuery(nap, self.label, self.domain, hints=self.hints)
+
+    def _known_counterexample(self, nap: Int8Array) -> FloatArray | None:
+        """A counterexample of an earlier query that this NAP's query admits too (the
+        replay: it obeys this NAP and is misclassified), or None. Freeing neurons only
+        enlarges the set of inputs that obey a NAP, so every NAP coarser than a falsified
+        one is answered here without a verifier call."""
+        if not self._cex:
+            return None
+        X = np.vstack(self._cex)
+        q = self._query(nap)
+        bad = q.obeys(self.net, X) & q.misclassified(self.net.forward(X))
+        hit = np.flatnonzero(bad)
+        return X[hit[0]] if hit.size else None
+
+    def _record(self, nap: Int8Array, res: VerifyResult) -> None:
+        self.verdicts[nap_key(nap)] = {
             "status": res.status.value,
             "seconds": round(res.seconds, 4),
             "reason": res.reason,
@@ -140,10 +166,55 @@ class VerdictCache:
             "backend": res.backend,
             "counterexample": None if res.counterexample is None else res.counterexample.tolist(),
         }
+        if res.counterexample is not None:
+            self._cex.append(np.asarray(res.counterexample, np.float64))
         self._save()
         if self.on_call is not None:
             self.on_call(len(self.verdicts), int((nap >= 0).sum()), res.status)
+
+    def _reuse(self, nap: Int8Array) -> bool:
+        cex = self._known_counterexample(nap)
+        if cex is None:
+            return False
+        self.reused += 1
+        reason = "a counterexample found for an earlier query obeys this NAP (replayed)"
+        self._record(nap, VerifyResult(Status.FALSIFIED, "replay", 0.0, reason, cex))
+        return True
+
+    def result(self, nap: Int8Array) -> tuple[Status, FloatArray | None]:
+        """The verdict of ``nap`` and, when FALSIFIED, its (replayed) counterexample."""
+        key = nap_key(nap)
+        hit = self.verdicts.get(key)
+        if hit is None and self._reuse(nap):
+            hit = self.verdicts[key]
+        elif hit is not None:
+            self.replayed += 1
+        if hit is not None:
+            cex = hit.get("counterexample")
+            return Status(hit["status"]), None if cex is None else np.asarray(cex, np.float64)
+        res = self.verifier.verify_nap(self.net, self._query(nap), self.timeout)
+        self.calls += 1
+        self.seconds += res.seconds
+        self._record(nap, res)
         return res.status, res.counterexample
+
+    def prefetch(self, naps: Sequence[Int8Array]) -> None:
+        """Decide these NAPs' queries at once through the executor (when it has several
+        workers), so that later :meth:`result` calls find them cached."""
+        if self.executor is None or self.executor.workers <= 1:
+            return
+        todo: dict[str, Int8Array] = {}
+        for nap in naps:
+            key = nap_key(nap)
+            if key not in self.verdicts and key not in todo and not self._reuse(nap):
+                todo[key] = nap
+        if len(todo) < 2:
+            return
+        results = self.executor.map(self.net, [self._query(n) for n in todo.values()], self.timeout)
+        for nap, res in zip(todo.values(), results, strict=True):
+            self.calls += 1
+            self.seconds += res.seconds
+            self._record(nap, res)
 
     def record(self, nap: Int8Array) -> dict[str, Any]:
         """The cached verdict of ``nap`` with the NAP itself (for a spec's provenance)."""
@@ -174,7 +245,10 @@ def coarsen(
 
 
 def group_coarsen(
-    oracle: Callable[[Int8Array], Status], nap: Int8Array, order: Sequence[int]
+    oracle: Callable[[Int8Array], Status],
+    nap: Int8Array,
+    order: Sequence[int],
+    prefetch: Callable[[Sequence[Int8Array]], None] | None = None,
 ) -> Int8Array:
     """Free a block at once; halve it only when that fails (see the module notes).
 
@@ -193,6 +267,12 @@ def group_coarsen(
         if len(block) == 1:
             return cur
         half = len(block) // 2
+        if prefetch is not None:  # both halves from here, together (the second may be
+            # asked from a coarser NAP later: then a FALSIFIED here still answers it)
+            firsts, seconds = cur.copy(), cur.copy()
+            firsts[block[:half]] = -1
+            seconds[block[half:]] = -1
+            prefetch([firsts, seconds])
         cur = solve(cur, block[:half])
         return solve(cur, block[half:])
 
@@ -208,6 +288,8 @@ def stoch_coarsen(
     eta: float = 1.0,
     theta: float = 0.5,
     max_calls: int = 200,
+    batch: int = 1,
+    prefetch: Callable[[Sequence[Int8Array]], None] | None = None,
 ) -> Int8Array:
     """STOCHCOARSEN (Algorithm 3) with the adaptive theta of appendix B.
 
@@ -218,6 +300,11 @@ def stoch_coarsen(
     given size ``s``, which is unknown in practice; we stop when a sample is expected to free
     fewer than half a neuron, or after ``max_calls`` samples. The result is a verified NAP
     (the last verified sample), not necessarily minimal.
+
+    With ``batch > 1`` each round draws ``batch`` samples from the current NAP, decides them
+    together (``prefetch``, e.g. in parallel), updates lambda with every verdict in order,
+    and moves to the verified sample that frees the most neurons. ``batch = 1`` is the
+    paper's algorithm; ``max_calls`` bounds the rounds.
     """
     rng = np.random.default_rng(random_state)
     lam = float(np.log(theta / (1.0 - theta)))
@@ -228,16 +315,23 @@ def stoch_coarsen(
         th = 1.0 / (1.0 + np.exp(-lam))
         if fixed.size == 0 or (1.0 - th) * fixed.size < 0.5:
             break
-        keep = rng.random(fixed.size) < th
-        if keep.all():
-            continue
-        trial = cur.copy()
-        trial[fixed[~keep]] = -1
-        ok = oracle(trial) is Status.VERIFIED
-        if ok:
-            cur = trial
-            fixed = fixed[keep]
-        lam -= eta * ((1.0 if ok else 0.0) - target)
+        samples = []
+        for _ in range(batch):
+            keep = rng.random(fixed.size) < th
+            if not keep.all():
+                trial = cur.copy()
+                trial[fixed[~keep]] = -1
+                samples.append((trial, keep))
+        if prefetch is not None and len(samples) > 1:
+            prefetch([t for t, _ in samples])
+        best: tuple[Int8Array, NDArray[np.bool_]] | None = None
+        for trial, keep in samples:
+            ok = oracle(trial) is Status.VERIFIED
+            if ok and (best is None or keep.sum() < best[1].sum()):
+                best = (trial, keep)
+            lam -= eta * ((1.0 if ok else 0.0) - target)
+        if best is not None:
+            cur, fixed = best[0], fixed[best[1]]
     return cur
 
 
@@ -314,13 +408,19 @@ class NapLearner:
         ``random_state`` (``"random"``).
     checkpoint : file that makes the run resumable (see the module notes).
     on_call : progress callback after every verifier call.
+    executor : where independent verifier calls run together: ``"serial"`` (none run
+        together), ``"process"`` (a pool of ``workers`` processes), ``"ray"`` (Ray actors;
+        the optional extra; ``ray_address`` names a running cluster), or an
+        :class:`~relucid.spec.executor.Executor`. STOCHCOARSEN then draws ``workers``
+        samples per round.
 
     Attributes (after :meth:`fit`)
     ----------
     refined_ : the starting NAP (:class:`NapSpec`).
     spec_ : the learned NAP, with its VERIFIED certificate in ``verdicts``.
     calls_ : verifier calls of this run; ``replayed_``: verdicts answered from the cache
-        instead (from the checkpoint, or asked before in this run).
+        instead (from the checkpoint, or asked before in this run); ``reused_``: NAPs
+        falsified by an earlier counterexample without a call.
     counts_ : verdicts by status over the whole run.
     seconds_ : wall time of :meth:`fit`.
     """
@@ -337,9 +437,14 @@ class NapLearner:
         random_state: int = 0,
         checkpoint: str | Path | None = None,
         on_call: OnCall | None = None,
+        executor: str | Executor = "serial",
+        workers: int | None = None,
+        ray_address: str | None = None,
     ) -> None:
         if method not in METHODS:
             raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        if isinstance(executor, str) and executor not in ("serial", "process", "ray"):
+            raise InputError(f"unknown executor {executor!r}; choose from serial, process, ray")
         self.method = method
         self.delta = delta
         self.timeout = timeout
@@ -349,6 +454,9 @@ class NapLearner:
         self.random_state = random_state
         self.checkpoint = checkpoint
         self.on_call = on_call
+        self.executor = executor
+        self.workers = workers
+        self.ray_address = ray_address
 
     def fit(
         self,
@@ -367,9 +475,40 @@ class NapLearner:
         self.refined_ = refined
         xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
         ya = np.asarray(y).reshape(-1)
+        verifier = self.verifier or get_verifier(self.backend)
+        from relucid.spec.executor import make_executor
+
+        own = isinstance(self.executor, str)
+        executor = (
+            make_executor(
+                self.executor,  # type: ignore[arg-type]
+                verifier=verifier,
+                backend=self.backend,
+                workers=self.workers,
+                address=self.ray_address,
+            )
+            if own
+            else self.executor
+        )
+        try:
+            return self._fit(net, xa, ya, label, refined, verifier, executor, t0)  # type: ignore[arg-type]
+        finally:
+            if own:
+                executor.close()  # type: ignore[union-attr]
+
+    def _fit(
+        self,
+        net: ReluNetwork,
+        xa: FloatArray,
+        ya: NDArray[Any],
+        label: int,
+        refined: NapSpec,
+        verifier: Verifier,
+        executor: Executor,
+        t0: float,
+    ) -> NapLearner:
         members = xa[ya == label]
         members = members[refined.contains(net, members)][:16]
-        verifier = self.verifier or get_verifier(self.backend)
         oracle = VerdictCache(
             net,
             label,
@@ -380,6 +519,7 @@ class NapLearner:
             checkpoint=self.checkpoint,
             tag={"method": self.method, "start": nap_key(refined.nap)},
             on_call=self.on_call,
+            executor=executor,
         )
         start = oracle(refined.nap)
         if start is not Status.VERIFIED:
@@ -398,13 +538,21 @@ class NapLearner:
             )
             extra["adversarial_examples"] = n_adv
         elif self.method == "stochastic":
-            final = stoch_coarsen(oracle, refined.nap, order, random_state=self.random_state)
+            final = stoch_coarsen(
+                oracle,
+                refined.nap,
+                order,
+                random_state=self.random_state,
+                batch=executor.workers,
+                prefetch=oracle.prefetch,
+            )
         elif self.method == "group":
-            final = group_coarsen(oracle, refined.nap, order)
+            final = group_coarsen(oracle, refined.nap, order, prefetch=oracle.prefetch)
         else:
             final = coarsen(oracle, refined.nap, order)
         self.calls_ = oracle.calls
         self.replayed_ = oracle.replayed
+        self.reused_ = oracle.reused
         self.counts_ = oracle.counts()
         self.seconds_ = time.perf_counter() - t0
         self.spec_ = refined.with_nap(
@@ -417,6 +565,9 @@ class NapLearner:
                 "verdicts": self.counts_,
                 "timeout": self.timeout,
                 "backend": verifier.name,
+                "executor": executor.name,
+                "workers": executor.workers,
+                "reused_counterexamples": oracle.reused,
                 "order": self.order,
                 "seconds": round(self.seconds_, 3),
                 **extra,
