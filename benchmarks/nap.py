@@ -55,24 +55,35 @@ def run_table(
     timeout: float,
     delta: float,
     console: Console,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     checker = MilpVerifier(seed=11)
     for c in labels:
         Xtr, Xte = ds.X_train[ds.y_train == c], ds.X_test[ds.y_test == c]
         base_vol = None
-        for method in ("baseline", *methods):
+        parallel = [f"{m}+process" for m in ("group", "stochastic") if m in methods]
+        for method in ("baseline", *methods, *(parallel if workers > 1 else [])):
             t0 = time.perf_counter()
+            reused = 0
             try:
                 if method == "baseline":
                     spec = refined_nap(net, ds.X_train, ds.y_train, c, delta)
                     calls = 1
                     seconds = time.perf_counter() - t0
                 else:
-                    learner = NapLearner(method, delta=delta, timeout=timeout)  # type: ignore[arg-type]
+                    algo, _, where = method.partition("+")
+                    learner = NapLearner(
+                        algo,  # type: ignore[arg-type]
+                        delta=delta,
+                        timeout=timeout,
+                        executor=where or "serial",
+                        workers=workers if where else None,
+                    )
                     learner.fit(net, ds.X_train, ds.y_train, c)
                     spec = learner.spec_
                     calls = learner.calls_
+                    reused = learner.reused_
                     seconds = learner.seconds_
             except NotASpecificationError as exc:
                 console.print(f"[yellow]{name} label {c}: {exc}[/]")
@@ -113,6 +124,7 @@ def run_table(
                 "method": method,
                 "size": spec.size,
                 "verifier_calls": calls,
+                "reused_counterexamples": reused,
                 "train_coverage_pct": round(100 * spec.coverage(net, Xtr), 2),
                 "test_coverage_pct": round(100 * spec.coverage(net, Xte), 2),
                 "log10_volume": round(vol.log10_volume, 3),
@@ -134,12 +146,20 @@ def main() -> None:
     ap.add_argument("--mnist", action="store_true", help="Also Table 2 on mnist-net_256x4.")
     ap.add_argument("--mnist-methods", default="group,stochastic,optadvprune")
     ap.add_argument("--mnist-timeout", type=float, default=60.0)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Also run group and STOCHCOARSEN through a process pool of this many (1: no).",
+    )
     args = ap.parse_args()
     console = Console(width=170)
     t0 = time.perf_counter()
     net, _ = wbc_network(random_state=0)
     ds = nap_data("wbc")
-    rows = run_table("wbc-4x32", net, ds, (0, 1), METHODS, args.timeout, args.delta, console)
+    rows = run_table(
+        "wbc-4x32", net, ds, (0, 1), METHODS, args.timeout, args.delta, console, args.workers
+    )
     wbc_s = time.perf_counter() - t0
     if args.mnist:
         mnist = load_onnx(data_dir() / "mnistfc" / "mnist-net_256x4.onnx")
@@ -161,6 +181,7 @@ def main() -> None:
         "method",
         "size",
         "verifier_calls",
+        "reused_counterexamples",
         "train_coverage_pct",
         "test_coverage_pct",
         "log10_volume",
@@ -183,6 +204,8 @@ def main() -> None:
         "labels_from": "dataset",
         "delta": args.delta,
         "timeout_s": args.timeout,
+        "workers": args.workers,
+        "command": "python benchmarks/nap.py" + (" --mnist" if args.mnist else ""),
         "wbc_table_wall_s": round(wbc_s, 1),
         "rows": rows,
     }
