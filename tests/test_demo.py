@@ -21,4 +21,6 @@ def test_demo_runs_end_to_end() -> None:
     assert "test accuracy" in out
     assert out.count("Why '") == 3
     assert "lies in it and is classified" in out and ": NO" not in out
+    assert "why not" in out and "the target pattern: yes" in out
+    assert "picture of the slice" in out
     assert "re-verified by a fresh verifier: yes" in out

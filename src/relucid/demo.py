@@ -52,6 +52,9 @@ def run_demo(console: Console, n_explain: int = 3, out: Path | None = None) -> N
         )
         records.append(expl.to_dict())
     console.print(table)
+    from relucid.explain.demo import run_why_not_demo
+
+    run_why_not_demo(console, net, split, None if out is None else out.parent)
     from relucid.enforce.demo import run_guard_demo
 
     run_guard_demo(console, net, split)

@@ -1,0 +1,145 @@
+"""Benchmark of "why not" explanations (issue: why-not): milp, hamming and facet strategies.
+
+Queries: ACAS Xu network 1_1, random inputs in its domain x the 4 other advisories (arg-min
+convention), and the seeded WBC 4x32 network, test inputs x the other class. For each
+strategy: the share answered (found or proved impossible) within the limit per query, the
+share where the milp strategy *proved* its region the nearest, median and p95 time, LPs or
+MILP nodes, and the mean Hamming distance found.
+
+Targets (issue): milp answers >= 99% of queries within 10 s with median <= 1 s; hamming and
+facet recorded beside it.
+
+Run: ``python benchmarks/why_not.py [--acas-inputs 100] [--wbc-inputs 50] [--timeout 10]
+[--strategies milp,hamming,facet]``; writes ``benchmarks/results/why_not.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from relucid import data_dir, load_onnx
+from relucid.datasets import wbc_network
+from relucid.explain.whynot import WhyNotExplainer
+
+RESULTS = Path(__file__).parent / "results" / "why_not.json"
+ACAS_LO = np.array([-0.328422877, -0.5, -0.5, -0.5, -0.5])
+ACAS_HI = np.array([0.679857769, 0.5, 0.5, 0.5, 0.5])
+
+
+def queries(n_acas: int, n_wbc: int) -> list[tuple[str, WhyNotExplainer, np.ndarray, int]]:
+    out = []
+    acas = load_onnx(data_dir() / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    ex = WhyNotExplainer(acas, (ACAS_LO, ACAS_HI), decision="argmin")
+    rng = np.random.default_rng(0)
+    for _ in range(n_acas):
+        x = ACAS_LO + (ACAS_HI - ACAS_LO) * rng.random(5)
+        c = int(ex.classify(x)[0])
+        out += [("acasxu-1_1", ex, x, t) for t in range(5) if t != c]
+    net, split = wbc_network(random_state=0)
+    wex = WhyNotExplainer(net)
+    for x in split.X_test[:n_wbc]:
+        c = int(wex.classify(x)[0])
+        out.append(("wbc-4x32", wex, x, 1 - c))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--acas-inputs", type=int, default=100)
+    ap.add_argument("--wbc-inputs", type=int, default=50)
+    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--strategies", default="milp,hamming,facet")
+    args = ap.parse_args()
+    console = Console(width=160)
+    qs = queries(args.acas_inputs, args.wbc_inputs)
+    records: list[dict[str, Any]] = []
+    for net_name, ex, x, t in qs:
+        for strategy in args.strategies.split(","):
+            t0 = time.perf_counter()
+            r = ex.why_not(x, t, strategy, timeout=args.timeout, details=False)  # type: ignore[arg-type]
+            wall = time.perf_counter() - t0
+            if r.counterfactual is not None:  # the forward-pass check, once more
+                assert int(ex.classify(r.counterfactual)[0]) == t
+            rec = {
+                "network": net_name,
+                "strategy": strategy,
+                "target": t,
+                "outcome": r.outcome,
+                "answered_by": r.strategy,
+                "proved_nearest": r.outcome == "found"
+                and (r.strategy == "same-region" or "not proved" not in r.reason),
+                "hamming": r.hamming,
+                "seconds": round(wall, 3),
+                "lps": int(r.cost.get("lps", 0)),
+                "milp_nodes": int(r.cost.get("milp_nodes", 0)),
+            }
+            records.append(rec)
+            console.print(rec)
+    rows = []
+    for net_name in dict.fromkeys(r["network"] for r in records):
+        for strategy in args.strategies.split(","):
+            sel = [r for r in records if r["network"] == net_name and r["strategy"] == strategy]
+            if not sel:
+                continue
+            secs = sorted(r["seconds"] for r in sel)
+            ham = [r["hamming"] for r in sel if r["hamming"] is not None]
+            limit = args.timeout + 0.5
+            answered = [
+                r for r in sel if r["outcome"] in ("found", "impossible") and r["seconds"] <= limit
+            ]
+            rows.append(
+                {
+                    "network": net_name,
+                    "strategy": strategy,
+                    "queries": len(sel),
+                    "answered_pct": round(100 * len(answered) / len(sel), 1),
+                    "proved_nearest_or_impossible_pct": round(
+                        100
+                        * sum(r["proved_nearest"] or r["outcome"] == "impossible" for r in sel)
+                        / len(sel),
+                        1,
+                    ),
+                    "impossible": sum(r["outcome"] == "impossible" for r in sel),
+                    "same_region": sum(r["answered_by"] == "same-region" for r in sel),
+                    "median_s": round(statistics.median(secs), 3),
+                    "p95_s": round(secs[min(len(secs) - 1, int(0.95 * len(secs)))], 3),
+                    "mean_lps": round(statistics.mean(r["lps"] for r in sel), 1),
+                    "mean_milp_nodes": round(statistics.mean(r["milp_nodes"] for r in sel), 1),
+                    "mean_hamming": round(statistics.mean(ham), 2) if ham else None,
+                }
+            )
+    table = Table(title=f"why-not, {args.timeout:g} s per query")
+    for col in rows[0]:
+        table.add_column(col.replace("_", " "), justify="right")
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
+    console.print(table)
+    out = {
+        "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
+        f"python {platform.python_version()}",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", *sys.argv]),
+        "timeout_s": args.timeout,
+        "targets": {"milp_answered_pct_min": 99.0, "milp_median_s_max": 1.0},
+        "rows": rows,
+        "queries": records,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
