@@ -352,3 +352,27 @@ def test_ray_executor_on_a_local_instance() -> None:
     got = NapLearner("stochastic", timeout=30, executor="ray", workers=2).fit(net, X, y, 1)
     assert np.array_equal(got.spec_.nap, ref.spec_.nap)
     assert got.spec_.info["executor"] == "ray"
+
+
+def test_cw_attack_returns_close_misclassified_points_in_the_box() -> None:
+    from relucid.verify.attack import cw_attack, pgd_attack
+
+    net, X, y = data()
+    box = net.domain
+    assert box is not None
+    xs = X[y == 1][:32]
+    pts = cw_attack(net, box, 1, xs)
+    assert pts.shape[0] > 0
+    assert bool(box.contains(pts).all())
+    assert np.all(net.forward(pts).argmax(axis=1) != 1)
+    # nearer the class's inputs than PGD's L-inf steps land, on average (scaled L2)
+    w = box.hi - box.lo
+    others = [(np.eye(3)[[j]] - np.eye(3)[[1]], np.zeros(1)) for j in (0, 2)]
+    att = pgd_attack(net, box, [(-c, d) for c, d in others], starts=xs, restarts=0)
+    pgd = att.points[att.losses <= 0]
+    if pgd.size:
+
+        def near(P: np.ndarray) -> float:
+            return float(np.mean(np.min(np.linalg.norm((P[:, None] - xs) / w, axis=2), axis=1)))
+
+        assert near(pts) <= near(pgd) + 1e-9

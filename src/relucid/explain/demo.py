@@ -30,7 +30,8 @@ def run_why_not_demo(console: Console, net: ReluNetwork, split: Any, out_dir: Pa
     )
     console.print(
         f"check: a forward pass gives the counterfactual class {net.class_name(1 - c)!r} and "
-        f"the target pattern: {'yes' if ok else 'NO'}"
+        f"the target pattern: {'yes' if ok else 'NO'}",
+        soft_wrap=True,
     )
     # the slice along the two features the counterfactual moves most (in domain units)
     moved = np.abs(cf - x) / np.maximum(ex.domain.hi - ex.domain.lo, 1e-12)
@@ -38,4 +39,6 @@ def run_why_not_demo(console: Console, net: ReluNetwork, split: Any, out_dir: Pa
     folder = out_dir or Path(tempfile.gettempdir()) / "relucid-demo"
     folder.mkdir(parents=True, exist_ok=True)
     path = plot_regions(net, x, ex.domain, folder / "why_not.png", features=(i, j), explanation=res)
-    console.print(f"picture of the slice through x along features {i} and {j}: {path}")
+    console.print(
+        f"picture of the slice through x along features {i} and {j}: {path}", soft_wrap=True
+    )

@@ -350,13 +350,15 @@ def opt_adv_prune(
     every fixed neuron of the refined NAP on which ``x'``'s pattern disagrees is (an upper
     bound of) essential: freeing all of them would take ``x'`` in. Adversarial examples come
     from PGD started at the class's inputs (and from random starts, the CW-like margin loss
-    of :func:`~relucid.verify.pgd_attack`); the NAP keeps only the essential neurons. Then,
+    of :func:`~relucid.verify.pgd_attack`) and from the Carlini-Wagner L2 attack
+    (:func:`~relucid.verify.attack.cw_attack`) started at the class's inputs; the NAP keeps
+    only the essential neurons. Then,
     as the paper's interactive variant, we verify: each FALSIFIED verdict's counterexample is
     one more adversarial example, whose disagreements are added, until VERIFIED. This ends,
     since the refined NAP itself verifies and every round fixes at least one more neuron.
     Returns the NAP and the number of adversarial examples found by the attack.
     """
-    from relucid.verify.attack import pgd_attack
+    from relucid.verify.attack import cw_attack, pgd_attack
 
     ref = nap.copy()
     fixed = ref >= 0
@@ -369,6 +371,10 @@ def opt_adv_prune(
     )
     cand = att.points[att.losses <= 0]
     adv = cand[net.forward(cand).argmax(axis=1) != label] if cand.size else cand
+    # Carlini-Wagner examples: the closest misclassified inputs to the class's inputs,
+    # which cross the fewest neurons (the paper uses both attacks)
+    cw = cw_attack(net, domain, label, xs)
+    adv = np.concatenate([adv.reshape(-1, net.input_dim), cw]) if cw.size else adv
     essent = np.zeros(ref.size, dtype=bool)
 
     def disagree(points: FloatArray) -> NDArray[np.bool_]:
