@@ -298,3 +298,51 @@ def test_deadline_interrupts_highs_mid_solve() -> None:
     z = np.concatenate(net.pre_activations(np.zeros((1, 10))), axis=1)[0]
     model.set_nap((z > 0).astype(np.int8))
     assert model.find(None, 30).status == "feasible"
+
+
+def exact_property(net: ReluNetwork, box: Box, C: np.ndarray, d: np.ndarray) -> bool:
+    """Whether some x of the box has C f(x) <= d: one scipy LP per complete pattern."""
+    for bits in itertools.product((False, True), repeat=net.num_hidden):
+        pattern = np.array(bits)
+        aff = local_affine(net, pattern)
+        sgn = np.where(pattern, 1.0, -1.0)
+        a_ub = np.vstack([-sgn[:, None] * aff.M, C @ aff.L])
+        b_ub = np.concatenate([sgn * aff.c, d - C @ aff.d])
+        res = linprog(
+            np.zeros(net.input_dim),
+            A_ub=a_ub,
+            b_ub=b_ub,
+            bounds=list(zip(box.lo, box.hi, strict=True)),
+            method="highs",
+        )
+        if res.status == 0:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("lookahead", [0, 5])
+def test_property_split_search_matches_enumeration(lookahead: int) -> None:
+    """VNN-LIB-style properties (no NAP) decided by the input split, with and without the
+    look-ahead branching, against pattern enumeration."""
+    from relucid.verify.vnnlib import InputRegion, VnnProperty
+
+    rng = np.random.default_rng(11)
+    seen = set()
+    for case in range(10):
+        net = balanced_net([2, 5, 4, 3], start=case * 7)
+        lo = rng.uniform(-1, 0.5, 2)
+        box = Box(lo, lo + rng.uniform(0.2, 1.0, 2))
+        a, b = rng.choice(3, 2, replace=False)
+        thr = float(rng.normal(0, 0.3))
+        C = np.zeros((1, 3))
+        C[0, a], C[0, b] = -1.0, 1.0  # unsafe: y_a - y_b >= thr  <=>  y_b - y_a <= -thr
+        d = np.array([-thr])
+        prop = VnnProperty(2, 3, (InputRegion(box),), ((C, d),), (np.zeros(1, dtype=bool),))
+        res = MilpVerifier(split_lookahead=lookahead).verify_property(net, prop, 30)
+        want = exact_property(net, box, C, d)
+        assert res.status is (Status.FALSIFIED if want else Status.VERIFIED), case
+        if want:
+            assert res.counterexample is not None
+            assert prop.check_counterexample(net, res.counterexample)
+        seen.add(want)
+    assert seen == {True, False}

@@ -85,6 +85,9 @@ class MilpVerifier:
         this many unstable neurons, or after this many splits.
     split_input_depth : after this many splits, split neurons (a finer NAP per phase)
         instead of the box.
+    split_lookahead : try this many of the most influential inputs per split and keep the
+        one whose halves' bounds come closest to settling the property (0 or 1: none;
+        ACAS Xu 1_1 prop_2: 5,269 pieces in 5.9 s without, 299 in 1.8 s with 5).
     tighten : before a MILP over the whole box, tighten the unstable neurons' bounds by LP
         (:func:`~relucid.verify.lp_tighten`): fewer unstable neurons and smaller big-M
         constants, for two LPs per unstable neuron.
@@ -104,6 +107,7 @@ class MilpVerifier:
         split_leaf_unstable: int = 6,
         split_max_depth: int = 40,
         split_input_depth: int = 40,
+        split_lookahead: int = 5,
         tighten: bool = False,
     ) -> None:
         if safety < 0:
@@ -117,6 +121,7 @@ class MilpVerifier:
         self.split_leaf_unstable = split_leaf_unstable
         self.split_max_depth = split_max_depth
         self.split_input_depth = split_input_depth
+        self.split_lookahead = split_lookahead
         self.tighten = tighten
         self._models: OrderedDict[tuple[int, bytes], NetworkMILP] = OrderedDict()
 
@@ -330,6 +335,7 @@ class MilpVerifier:
                 split_leaf_unstable=self.split_leaf_unstable,
                 split_max_depth=self.split_max_depth,
                 split_input_depth=self.split_input_depth,
+                split_lookahead=self.split_lookahead,
             )
             if out.status is not Status.VERIFIED:
                 return out

@@ -45,6 +45,8 @@ def split_search(
     split_leaf_unstable: int,
     split_max_depth: int,
     split_input_depth: int,
+    split_lookahead: int = 0,
+    probe_depth: int = 8,
 ) -> tuple[SearchOutcome, bool]:
     """Branch and bound over the input box (ReluVal / Neurify style), MILP at the leaves.
 
@@ -52,7 +54,10 @@ def split_search(
     obeys the NAP); its centre is replayed as a cheap counterexample probe; a piece
     with at most ``split_leaf_unstable`` unstable free neurons (or at the depth limit)
     is decided by the MILP over that piece; any other piece is halved along the input
-    with the largest influence ``|d(C y)/dx_i| * width_i`` at its centre.
+    with the largest influence ``|d(C y)/dx_i| * width_i`` at its centre; with
+    ``split_lookahead = k`` and no neuron fixed, the ``k`` most influential inputs are each
+    tried (both halves' bounds computed) and the one whose worse half comes closest to being
+    settled wins (its halves keep the bounds computed for them).
 
     Returns the outcome (VERIFIED meaning every term is impossible) and whether some
     piece's centre was seen to obey the NAP (checked with ``obeys`` when given).
@@ -61,6 +66,8 @@ def split_search(
     # finer NAP), so they seed the piece's bounds (no interval pass) and can only tighten
     # them.
     stack: list[tuple[Box, int, list[int], Int8Array, Bounds | None]] = [(box, 0, terms, nap, None)]
+    # bounds already computed for a piece by the look-ahead (keyed by its box)
+    ready: dict[bytes, Bounds] = {}
     x_rows = (a_mat, b_vec) if b_vec.size else None
     pieces = leaves = 0
     member = False
@@ -70,7 +77,8 @@ def split_search(
         pieces += 1
         stats["pieces"] = pieces
         stats["max_depth"] = max(stats.get("max_depth", 0), depth)
-        bounds = symbolic_bounds(net, piece, pnap, start=parent)
+        key = piece.lo.tobytes() + piece.hi.tobytes()
+        bounds = ready.pop(key, None) or symbolic_bounds(net, piece, pnap, start=parent)
         if bounds.empty:
             continue
         still = []
@@ -85,6 +93,19 @@ def split_search(
             if replay(mid, i):
                 stats["pieces"] = pieces
                 return SearchOutcome(Status.FALSIFIED, "split (centre)", mid, i, stats), True
+        if depth >= probe_depth:
+            # A counterexample can hide in a sliver no centre hits: the LP over the linear
+            # region of the centre's pattern (within the piece) finds one there if any.
+            centre_pattern = np.concatenate(net.pre_activations(mid[None, :]), axis=1)[0] > 0
+            if np.all((pnap == -1) | ((pnap == 1) == centre_pattern)):
+                for i in still:
+                    p = repair_point(net, piece, a_mat, b_vec, centre_pattern, cs[i], ds[i])
+                    stats["probes"] = stats.get("probes", 0) + 1
+                    if p is not None and replay(p, i):
+                        stats["pieces"] = pieces
+                        return SearchOutcome(
+                            Status.FALSIFIED, "split (region LP)", p, i, stats
+                        ), True
         if obeys is not None and not member:
             member = bool(obeys(mid[None, :]).any())
         free_unstable = bounds.unstable & (pnap == -1)
@@ -138,6 +159,12 @@ def split_search(
         width = piece.hi - piece.lo
         score = (grad + 1e-12) * width
         k = int(np.argmax(score))
+        if split_lookahead > 1 and not (pnap >= 0).any():
+            # (for plain properties: on NAP queries, where pieces are also settled by
+            # proving them empty, the output gap misleads it; measured on random queries)
+            k = _look_ahead(
+                net, piece, pnap, bounds, cs, ds, still, score, split_lookahead, ready, box
+            )
         lo_hi = piece.hi.copy()
         lo_hi[k] = mid[k]
         hi_lo = piece.lo.copy()
@@ -146,3 +173,66 @@ def split_search(
         stack.append((Box(piece.lo, lo_hi), depth + 1, still, pnap, bounds))
     stats.update(pieces=pieces, leaves=leaves)
     return SearchOutcome(Status.VERIFIED, "split", stats=stats), member
+
+
+def _halves(piece: Box, k: int) -> tuple[Box, Box]:
+    mid = 0.5 * (piece.lo[k] + piece.hi[k])
+    lo_hi, hi_lo = piece.hi.copy(), piece.lo.copy()
+    lo_hi[k] = mid
+    hi_lo[k] = mid
+    return Box(piece.lo, lo_hi), Box(hi_lo, piece.hi)
+
+
+def _look_ahead(
+    net: ReluNetwork,
+    piece: Box,
+    pnap: Int8Array,
+    bounds: Bounds,
+    cs: list[FloatArray],
+    ds: list[FloatArray],
+    still: list[int],
+    score: FloatArray,
+    tries: int,
+    ready: dict[bytes, Bounds],
+    root: Box,
+) -> int:
+    """The input among the ``tries`` most influential whose halves are closest to settled:
+    for each half, how far the best row of the worst open term is from proving it
+    (``max(d - lower)`` over rows, min over terms; <= 0 means settled), worst half first."""
+
+    def gap_of(b: Bounds, box: Box) -> float:
+        if b.empty:
+            return -np.inf
+        g = -np.inf
+        for i in still:
+            lower, _ = output_bounds(net, box, cs[i], b, pnap)
+            g = max(g, float(np.min(ds[i] - lower)))
+        return g
+
+    smear = int(np.argmax(score))
+    best_k, best_gap = smear, np.inf
+    found: dict[int, tuple[Box, Bounds, Box, Bounds]] = {}
+    # only inputs not already much narrower than the widest (relative to the whole box):
+    # otherwise one input can be halved forty times for ever smaller gains
+    rel = (piece.hi - piece.lo) / np.maximum(root.hi - root.lo, 1e-300)
+    wide = np.flatnonzero(rel >= rel.max() / 256.0)
+    order = wide[np.argsort(-score[wide])][:tries]
+    for k in order:
+        k = int(k)
+        gaps = []
+        pair = []
+        for half in _halves(piece, k):
+            hb = symbolic_bounds(net, half, pnap, start=bounds)
+            pair += [half, hb]
+            gaps.append(gap_of(hb, half))
+        worst = max(gaps)
+        found[k] = (pair[0], pair[1], pair[2], pair[3])  # type: ignore[assignment]
+        if worst < best_gap:
+            best_k, best_gap = k, worst
+    if not best_gap < gap_of(bounds, piece):
+        best_k = smear  # no half gets closer than the piece itself: keep the plain rule
+    if best_k in found:
+        a, ab, b, bb = found[best_k]
+        ready[a.lo.tobytes() + a.hi.tobytes()] = ab
+        ready[b.lo.tobytes() + b.hi.tobytes()] = bb
+    return best_k
