@@ -8,6 +8,7 @@ whole-box path (:func:`~relucid.verify.confirm.confirm_milp`).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 
 import numpy as np
@@ -47,6 +48,7 @@ def split_search(
     split_input_depth: int,
     split_lookahead: int = 0,
     probe_depth: int = 8,
+    split_order: str = "depth",
 ) -> tuple[SearchOutcome, bool]:
     """Branch and bound over the input box (ReluVal / Neurify style), MILP at the leaves.
 
@@ -65,15 +67,25 @@ def split_search(
     # Each piece carries its parent's bounds: they hold on the piece too (a sub-box, or a
     # finer NAP), so they seed the piece's bounds (no interval pass) and can only tighten
     # them.
-    stack: list[tuple[Box, int, list[int], Int8Array, Bounds | None]] = [(box, 0, terms, nap, None)]
+    # Pieces wait in a heap: most promising first (the largest room left for a violation,
+    # from the parent's output bounds) with ``split_order="best"``, else last in first out.
+    Item = tuple[Box, int, list[int], Int8Array, Bounds | None]
+    heap: list[tuple[float, int, Item]] = [(0.0, 0, (box, 0, terms, nap, None))]
+    tick = 0
+
+    def push(item: Item, room: float) -> None:
+        nonlocal tick
+        tick += 1
+        heapq.heappush(heap, (-room if split_order == "best" else -float(tick), tick, item))
+
     # bounds already computed for a piece by the look-ahead (keyed by its box)
     ready: dict[bytes, Bounds] = {}
     x_rows = (a_mat, b_vec) if b_vec.size else None
     pieces = leaves = 0
     member = False
-    while stack:
+    while heap:
         time_left(deadline)
-        piece, depth, open_terms, pnap, parent = stack.pop()
+        piece, depth, open_terms, pnap, parent = heapq.heappop(heap)[2]
         pieces += 1
         stats["pieces"] = pieces
         stats["max_depth"] = max(stats.get("max_depth", 0), depth)
@@ -82,10 +94,12 @@ def split_search(
         if bounds.empty:
             continue
         still = []
+        room = -np.inf
         for i in open_terms:
             lower, _ = output_bounds(net, piece, cs[i], bounds, pnap)
             if not np.any(lower > ds[i]):
                 still.append(i)
+                room = max(room, float(np.min(ds[i] - lower)))
         if not still:
             continue
         mid = 0.5 * (piece.lo + piece.hi)
@@ -151,7 +165,7 @@ def split_search(
             for phase in (0, 1):
                 child = pnap.copy()
                 child[j] = phase
-                stack.append((piece, depth + 1, still, child, bounds))
+                push((piece, depth + 1, still, child, bounds), room)
             continue
         pattern = np.concatenate(net.pre_activations(mid[None, :]), axis=1)[0] > 0
         aff = local_affine(net, pattern)
@@ -169,8 +183,8 @@ def split_search(
         lo_hi[k] = mid[k]
         hi_lo = piece.lo.copy()
         hi_lo[k] = mid[k]
-        stack.append((Box(hi_lo, piece.hi), depth + 1, still, pnap, bounds))
-        stack.append((Box(piece.lo, lo_hi), depth + 1, still, pnap, bounds))
+        push((Box(hi_lo, piece.hi), depth + 1, still, pnap, bounds), room)
+        push((Box(piece.lo, lo_hi), depth + 1, still, pnap, bounds), room)
     stats.update(pieces=pieces, leaves=leaves)
     return SearchOutcome(Status.VERIFIED, "split", stats=stats), member
 
