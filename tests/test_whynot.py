@@ -263,3 +263,60 @@ def test_cli_why_not_and_plot(tmp_path: Path) -> None:
     )
     assert pic.exit_code == 0, pic.output
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def min_distance(net: ReluNetwork, x: np.ndarray, t: int, norm: str) -> float | None:
+    """The smallest L-inf or L1 distance from x to an input where t wins (>=), over every
+    pattern's region: scipy LPs in (x', s) or (x', u)."""
+    best = None
+    n = x.size
+    for bits in itertools.product((False, True), repeat=net.num_hidden):
+        q = np.array(bits)
+        layers, (L, d) = maps(net, q)
+        M = np.vstack([m for m, _ in layers])
+        c = np.concatenate([v for _, v in layers])
+        s = np.where(q, -1.0, 1.0)
+        others = [j for j in range(L.shape[0]) if j != t]
+        A = np.vstack([s[:, None] * M, L[others] - L[t]])
+        b = np.concatenate([-s * c, d[t] - d[others]])
+        k = 1 if norm == "linf" else n
+        # |x' - x| <= s (linf: one s; l1: one u_i per coordinate)
+        E = np.eye(n)
+        S = -np.ones((n, 1)) if norm == "linf" else -np.eye(n)
+        a_ub = np.vstack(
+            [np.hstack([A, np.zeros((A.shape[0], k))]), np.hstack([E, S]), np.hstack([-E, S])]
+        )
+        b_ub = np.concatenate([b, x, -x])
+        cost = np.concatenate([np.zeros(n), np.ones(k)])
+        res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=[(-1, 1)] * n + [(0, None)] * k)
+        if res.status == 0 and (best is None or res.fun < best):
+            best = float(res.fun)
+    return best
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1"])
+def test_milp_distance_objectives_match_brute_force(norm: str) -> None:
+    net = nets()[2]
+    ex = WhyNotExplainer(net, BOX)
+    rng = np.random.default_rng(9)
+    checked = 0
+    for x in rng.uniform(-1, 1, (4, 2)):
+        c = int(ex.classify(x)[0])
+        for t in (j for j in range(3) if j != c):
+            want = min_distance(net, x, t, norm)
+            r = ex.why_not(x, t, objective=norm, timeout=30)  # type: ignore[arg-type]
+            if want is None:
+                assert r.outcome == "impossible"
+                continue
+            assert r.outcome == "found" and r.counterfactual is not None
+            got = r.distance_linf if norm == "linf" else r.distance_l1
+            assert got is not None
+            # the answer's region holds the nearest point (up to the LP margins), and its
+            # counterfactual is the closest point of that region in L-inf
+            assert got >= want - 1e-6
+            if r.strategy == "milp":
+                assert "not proved" not in r.reason
+                if norm == "linf":
+                    assert got <= want + 1e-4
+            checked += 1
+    assert checked >= 4
