@@ -472,7 +472,13 @@ def nap_learn_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Mine the refined NAP of class c, then coarsen it to a minimal specification."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from relucid.spec import NapLearner
     from relucid.spec.data import nap_data
@@ -488,6 +494,7 @@ def nap_learn_cmd(
             BarColumn(),
             TextColumn("{task.completed} calls, |P| = {task.fields[size]}, {task.fields[rate]}"),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=err_console,
             transient=as_json,
         ) as bar:
@@ -495,6 +502,10 @@ def nap_learn_cmd(
 
             def on_call(calls: int, size: int, status: object) -> None:
                 t = bar.tasks[task].elapsed or 1e-9
+                if calls == 1 and method == "coarsen":
+                    # COARSEN asks once per fixed neuron after the start: a known total,
+                    # hence an ETA (the other methods' call counts are not known ahead)
+                    bar.update(task, total=size + 1)
                 bar.update(task, completed=calls, size=size, rate=f"{calls / t:.1f} calls/s")
 
             learner = NapLearner(
