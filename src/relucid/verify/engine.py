@@ -322,26 +322,46 @@ class MilpVerifier:
         #    leave the MILP to the pieces whose bounds stay loose.
         if open_terms and net.input_dim <= self.split_max_dim:
             probe = obeys if need_member and not member else None
-            out, seen = split_search(
-                net,
-                box,
-                cs,
-                ds,
-                open_terms,
-                nap,
-                a_mat,
-                b_vec,
-                replay,
-                probe,
-                deadline,
-                stats,
-                safety=self.safety,
-                split_leaf_unstable=self.split_leaf_unstable,
-                split_max_depth=self.split_max_depth,
-                split_input_depth=self.split_input_depth,
-                split_lookahead=self.split_lookahead,
-                split_order=self.split_order,
-            )
+
+            def split(
+                lookahead: int, until: float | None, from_depth: int = 0
+            ) -> tuple[SearchOutcome, bool]:
+                return split_search(
+                    net,
+                    box,
+                    cs,
+                    ds,
+                    open_terms,
+                    nap,
+                    a_mat,
+                    b_vec,
+                    replay,
+                    probe,
+                    until,
+                    stats,
+                    safety=self.safety,
+                    split_leaf_unstable=self.split_leaf_unstable,
+                    split_max_depth=self.split_max_depth,
+                    split_input_depth=self.split_input_depth,
+                    split_lookahead=lookahead,
+                    split_order=self.split_order,
+                    lookahead_depth=from_depth,
+                )
+
+            # A portfolio: the plain branching rule for the first quarter of the time (it
+            # settles most properties in few pieces, and the look-ahead's greedy choice can
+            # mislead it: ACAS Xu 4_9 prop_3, 7 pieces against 2,000+), then the look-ahead
+            # (which settles properties the plain rule cannot: 2_2 prop_1, >300 s -> 1.3 s).
+            lookahead = self.split_lookahead if not (nap >= 0).any() else 0
+            if lookahead > 1 and deadline is not None:
+                first = time.perf_counter() + 0.25 * (deadline - time.perf_counter())
+                try:
+                    out, seen = split(0, first)
+                except SearchTimeout:
+                    stats["plain_split_pieces"] = stats.get("pieces", 0)
+                    out, seen = split(lookahead, deadline)
+            else:  # no deadline to share: the look-ahead below the first few levels
+                out, seen = split(lookahead, deadline, from_depth=4)
             if out.status is not Status.VERIFIED:
                 return out
             member = member or seen
