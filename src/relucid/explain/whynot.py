@@ -276,11 +276,11 @@ class WhyNotExplainer:
             b[inner] -= margin * (norm[inner] + np.abs(b[inner]))
         return (poly, b), aff
 
-    def _closest(
-        self, pattern: BoolArray, target: int, x: FloatArray, margin: float, stats: dict
-    ) -> FloatArray | None:
-        """The input of ``pattern``'s region where ``target`` wins closest to ``x`` (scaled
-        L-inf), or None when there is none (with this margin)."""
+    def _nearest(
+        self, pattern: BoolArray, target: int | None, x: FloatArray, margin: float, stats: dict
+    ) -> tuple[FloatArray, float] | None:
+        """The input of ``pattern``'s region (where ``target`` wins, if given) closest to
+        ``x`` in scaled L-inf, with that distance; None when there is none (this margin)."""
         (poly, b), _ = self._rows(pattern, target, margin)
         n = x.size
         w = self._width
@@ -296,7 +296,7 @@ class WhyNotExplainer:
         res = lp.minimize(cost)
         if res.status is not LPStatus.OPTIMAL or res.x is None:
             return None
-        return np.clip(res.x[:n], self.domain.lo, self.domain.hi)
+        return np.clip(res.x[:n], self.domain.lo, self.domain.hi), float(res.objective or 0.0)
 
     def _confirm(self, point: FloatArray | None, pattern: BoolArray, target: int) -> bool:
         if point is None:
@@ -309,9 +309,9 @@ class WhyNotExplainer:
     ) -> FloatArray | None:
         """A confirmed input of ``pattern`` and class ``target`` near ``x``, or None."""
         for margin in (_MARGIN, 1e-9, 1e-5):
-            cand = self._closest(pattern, target, x, margin, stats)
-            if cand is not None and self._confirm(cand, pattern, target):
-                return cand
+            near = self._nearest(pattern, target, x, margin, stats)
+            if near is not None and self._confirm(near[0], pattern, target):
+                return near[0]
         return None
 
     def _feasible(self, pattern: BoolArray, target: int, stats: dict) -> bool:
@@ -446,31 +446,12 @@ class WhyNotExplainer:
                     continue
                 seen.add(k)
                 # best first by the neighbour's distance to x (scaled L-inf), by LP
-                dist = self._distance_to_region(nb, x, stats)
-                if dist is None:
+                near = self._nearest(nb, None, x, 0.0, stats)
+                if near is None:
                     continue
-                heapq.heappush(heap, (dist, tick, k))
+                heapq.heappush(heap, (near[1], tick, k))
                 tick += 1
         return None, "impossible", "every region reachable through facets was visited"
-
-    def _distance_to_region(self, pattern: BoolArray, x: FloatArray, stats: dict) -> float | None:
-        (poly, b), _ = self._rows(pattern, None, 0.0)
-        n = x.size
-        w = self._width
-        A = np.hstack([poly.A, np.zeros((poly.A.shape[0], 1))])
-        eye = np.eye(n)
-        A = np.vstack([A, np.hstack([eye, -w[:, None]]), np.hstack([-eye, -w[:, None]])])
-        lp = LinearProgram(
-            A,
-            np.concatenate([b, x, -x]),
-            col_lo=[*self.domain.lo, 0.0],
-            col_hi=[*self.domain.hi, np.inf],
-        )
-        cost = np.zeros(n + 1)
-        cost[-1] = 1.0
-        stats["lps"] = stats.get("lps", 0) + 1
-        res = lp.minimize(cost)
-        return None if res.status is not LPStatus.OPTIMAL else float(res.objective or 0.0)
 
     def _across(self, A: FloatArray, b: FloatArray, i: int, stats: dict) -> FloatArray | None:
         """A point just past facet ``i``: the centre of the largest ball in the region that

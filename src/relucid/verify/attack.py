@@ -41,6 +41,34 @@ class AttackResult:
     steps: int
 
 
+def _forward(net: ReluNetwork, x: FloatArray) -> tuple[list[FloatArray], FloatArray]:
+    """The hidden pre-activations (kept for the backward pass) and the outputs of a batch."""
+    zs: list[FloatArray] = []
+    h = x
+    for k, (w, bias) in enumerate(zip(net.weights, net.biases, strict=True)):
+        z = h @ w.T + bias
+        if k < len(net.weights) - 1:
+            zs.append(z)
+            h = np.maximum(z, 0.0)
+        else:
+            h = z
+    return zs, h
+
+
+def _backward(
+    net: ReluNetwork, zs: list[FloatArray], g_y: FloatArray, g_zs: list[FloatArray] | None = None
+) -> FloatArray:
+    """The gradient in x of a loss with gradient ``g_y`` in the outputs and ``g_zs`` in the
+    hidden pre-activations (added where given)."""
+    g = g_y
+    for k in range(len(net.weights) - 1, -1, -1):
+        g_h = g @ net.weights[k]
+        if k == 0:
+            return np.asarray(g_h)
+        g = g_h * (zs[k - 1] > 0) + (g_zs[k - 1] if g_zs is not None else 0.0)
+    raise AssertionError("unreachable")
+
+
 def pgd_attack(
     net: ReluNetwork,
     box: Box,
@@ -96,20 +124,9 @@ def pgd_attack(
     best_x = x.copy()
     best = np.full(x.shape[0], np.inf)
     alpha = step
-    last = len(net.weights) - 1
     done = 0
     for it in range(steps + 1):
-        # Forward, keeping pre-activations.
-        zs: list[FloatArray] = []
-        h = x
-        for k, (w, bias) in enumerate(zip(net.weights, net.biases, strict=True)):
-            z = h @ w.T + bias
-            if k < last:
-                zs.append(z)
-                h = np.maximum(z, 0.0)
-            else:
-                h = z
-        y = h
+        zs, y = _forward(net, x)
         # Output loss per row and its gradient in y.
         loss = np.empty(x.shape[0])
         g_y = np.zeros_like(y)
@@ -140,14 +157,7 @@ def pgd_attack(
         best_x[improved] = x[improved]
         if it == steps:
             break
-        # Backward.
-        g = g_y
-        for k in range(last, -1, -1):
-            g_h = g @ net.weights[k]
-            if k == 0:
-                g_x += g_h
-                break
-            g = g_h * (zs[k - 1] > 0) + g_zs[k - 1]
+        g_x += _backward(net, zs, g_y, g_zs)
         x = np.clip(x - alpha * width * np.sign(g_x), lo, hi)
         alpha *= decay
         done += 1
@@ -184,7 +194,6 @@ def cw_attack(
     if x0.size == 0:
         return np.zeros((0, net.input_dim))
     u0 = np.clip(2.0 * (x0 - lo) / width - 1.0, -1 + 1e-6, 1 - 1e-6)
-    last = len(net.weights) - 1
     best = np.full(x0.shape[0], np.inf)
     best_x = np.full_like(x0, np.nan)
     others = np.arange(net.output_dim) != label
@@ -195,16 +204,7 @@ def cw_attack(
         for it in range(1, steps + 1):
             t = np.tanh(w)
             x = lo + width * (t + 1.0) / 2.0
-            zs: list[FloatArray] = []
-            h = x
-            for k, (wk, bk) in enumerate(zip(net.weights, net.biases, strict=True)):
-                z = h @ wk.T + bk
-                if k < last:
-                    zs.append(z)
-                    h = np.maximum(z, 0.0)
-                else:
-                    h = z
-            y = h
+            zs, y = _forward(net, x)
             rival = np.where(others, y, -np.inf).argmax(axis=1)
             margin = y[:, label] - y[np.arange(len(y)), rival]
             dist = (((x - x0) / width) ** 2).sum(axis=1)
@@ -216,14 +216,7 @@ def cw_attack(
             g_y = np.zeros_like(y)
             g_y[active, label] = c
             g_y[np.flatnonzero(active), rival[active]] = -c
-            g = g_y
-            g_x = 2.0 * (x - x0) / width**2
-            for k in range(last, -1, -1):
-                g_h = g @ net.weights[k]
-                if k == 0:
-                    g_x = g_x + g_h
-                    break
-                g = g_h * (zs[k - 1] > 0)
+            g_x = 2.0 * (x - x0) / width**2 + _backward(net, zs, g_y)
             g_w = g_x * width / 2.0 * (1.0 - t**2)
             m = 0.9 * m + 0.1 * g_w
             v = 0.999 * v + 0.001 * g_w**2
