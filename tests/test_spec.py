@@ -95,6 +95,33 @@ def test_learned_nap_is_a_minimal_specification(method: str) -> None:
     pytest.fail("no class had a verified refined NAP")
 
 
+def test_agreement_order_tries_the_least_agreed_neurons_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    mod = sys.modules["relucid.spec.coarsen"]  # the package re-exports a function of that name
+    net, X, y = data()
+    seen: list[list[int]] = []
+    real = mod.coarsen
+
+    def spy(oracle, nap, order):  # type: ignore[no-untyped-def]
+        seen.append(list(order))
+        return real(oracle, nap, order)
+
+    monkeypatch.setattr(mod, "coarsen", spy)
+    learner = NapLearner("coarsen", timeout=30, order="agreement").fit(net, X, y, 1)
+    nap = learner.refined_.nap
+    z = np.concatenate(net.pre_activations(X[y == 1]), axis=1)
+    share = ((z > 0) == (nap == 1)).mean(axis=0)  # a plain forward pass, not agreement()
+    (order,) = seen
+    assert sorted(order) == list(np.flatnonzero(nap >= 0))
+    assert np.all(np.diff(share[order]) >= 0)
+    assert np.allclose(mod.agreement(net, nap, X[y == 1])[order], share[order])
+    with pytest.raises(InputError, match="order"):
+        NapLearner("coarsen", order="best")  # type: ignore[arg-type]
+
+
 def test_optadvprune_result_is_a_specification() -> None:
     net, X, y = data()
     learner = NapLearner("optadvprune", timeout=30).fit(net, X, y, 1)

@@ -455,6 +455,13 @@ def nap_learn_cmd(
     labels: Annotated[
         str, typer.Option(help="Mine from the dataset's labels or the model's predictions.")
     ] = "dataset",
+    order: Annotated[
+        str,
+        typer.Option(
+            help="Neurons tried: agreement (the ones the data agrees with least first, so the "
+            "NAP keeps the best-covering ones), index (the paper's), or random."
+        ),
+    ] = "agreement",
     backend: BackendOpt = "milp",
     checkpoint: Annotated[
         Path | None, typer.Option(help="Resumable run: verdicts saved after every call.")
@@ -488,6 +495,8 @@ def nap_learn_cmd(
         ds = nap_data(data)
         if labels not in ("dataset", "model"):
             raise _fail("--labels is dataset or model")
+        if order not in ("agreement", "index", "random"):
+            raise _fail("--order is agreement, index or random")
         y = ds.y_train if labels == "dataset" else net.forward(ds.X_train).argmax(1)
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -513,6 +522,7 @@ def nap_learn_cmd(
                 delta=delta,
                 timeout=timeout,
                 backend=backend,
+                order=order,  # type: ignore[arg-type]
                 checkpoint=checkpoint,
                 on_call=on_call,
                 executor=executor,

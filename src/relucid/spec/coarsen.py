@@ -397,6 +397,13 @@ def opt_adv_prune(
     return ref, int(adv.shape[0])
 
 
+def agreement(net: ReluNetwork, nap: Int8Array, X: FloatArray) -> FloatArray:
+    """Per hidden neuron, the share of ``X`` whose state equals ``nap``'s (1 for a free one)."""
+    z = np.concatenate(net.pre_activations(np.atleast_2d(X)), axis=1)
+    same = (z > 0) == (nap == 1)
+    return np.where(nap >= 0, same.mean(axis=0), 1.0)
+
+
 class NapLearner:
     """Learn a minimal NAP specification of one class (scikit-learn style).
 
@@ -410,8 +417,10 @@ class NapLearner:
     timeout : seconds per verifier call; UNKNOWN keeps a neuron fixed.
     backend : verifier backend name (:func:`~relucid.verify.get_verifier`), or pass
         ``verifier`` directly.
-    order : neurons tried in flat index order (``"index"``), or shuffled with
-        ``random_state`` (``"random"``).
+    order : neurons tried in flat index order (``"index"``), shuffled with ``random_state``
+        (``"random"``), or by how often the class's inputs agree with the fixed state, least
+        first (``"agreement"``): the neurons the data agrees with most are tried last, so a
+        minimal NAP keeps them and covers more of the class (ties in index order).
     checkpoint : file that makes the run resumable (see the module notes).
     on_call : progress callback after every verifier call.
     executor : where independent verifier calls run together: ``"serial"`` (none run
@@ -439,7 +448,7 @@ class NapLearner:
         timeout: float | None = 300.0,
         backend: str = "milp",
         verifier: Verifier | None = None,
-        order: Literal["index", "random"] = "index",
+        order: Literal["index", "random", "agreement"] = "agreement",
         random_state: int = 0,
         checkpoint: str | Path | None = None,
         on_call: OnCall | None = None,
@@ -449,6 +458,8 @@ class NapLearner:
     ) -> None:
         if method not in METHODS:
             raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        if order not in ("index", "random", "agreement"):
+            raise InputError(f"unknown order {order!r}; choose from agreement, index, random")
         if isinstance(executor, str) and executor not in ("serial", "process", "ray"):
             raise InputError(f"unknown executor {executor!r}; choose from serial, process, ray")
         self.method = method
@@ -536,6 +547,9 @@ class NapLearner:
         fixed = np.flatnonzero(refined.nap >= 0)
         if self.order == "random":
             fixed = np.random.default_rng(self.random_state).permutation(fixed)
+        elif self.order == "agreement":
+            share = agreement(net, refined.nap, xa[ya == label])
+            fixed = fixed[np.argsort(share[fixed], kind="stable")]
         order = [int(i) for i in fixed]
         extra: dict[str, Any] = {}
         if self.method == "optadvprune":
