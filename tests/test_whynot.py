@@ -91,6 +91,16 @@ def test_milp_finds_the_minimum_hamming_distance_and_hamming_agrees(which: int) 
                 assert r.outcome == "found", (strategy, r.reason)
                 assert "not proved" not in r.reason
                 assert r.hamming == want, (strategy, r.hamming, want)
+                assert r.proved_nearest and r.lower_bound == want, (strategy, r.lower_bound)
+                # a budget cut short: its lower bound is still a true lower bound
+                for short in (
+                    ex.why_not(x, t, "hamming", max_lps=3),
+                    ex.why_not(x, t, "milp", timeout=1e-3),
+                ):
+                    if short.lower_bound is not None:
+                        assert short.lower_bound <= want, (short.strategy, short.lower_bound)
+                    if short.outcome == "budget":
+                        assert not short.proved_nearest
                 # the counterfactual: a plain forward pass gives the target and its pattern
                 cf = r.counterfactual
                 assert cf is not None and BOX.contains(cf)

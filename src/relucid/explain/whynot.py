@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -107,6 +108,13 @@ class WhyNotExplanation:
     x_box, target_box : bounding boxes of both regions (within the domain).
     target_vertices : vertices of the target region in low dimension, else None.
     cost : LPs, MILP nodes, seconds; ``reason``: why the outcome is what it is.
+    objective : the sense of "nearest" (``"hamming"``, ``"l1"`` or ``"linf"``).
+    proved_nearest : whether no region nearer in that sense lets ``target`` win (the same
+        region and ``hamming`` by construction, ``milp`` when the MILP closed its gap;
+        ``facet`` never proves it).
+    lower_bound : a proved lower bound on that distance for any region where ``target``
+        wins (the MILP's dual bound, or the Hamming distance ``hamming`` finished), or None;
+        it equals the answer's distance when ``proved_nearest``.
     """
 
     x: FloatArray
@@ -129,6 +137,9 @@ class WhyNotExplanation:
     class_names: tuple[str, ...]
     same_region_rows: tuple[FloatArray, FloatArray, tuple[RowOrigin, ...]] | None = None
     separating: NDArray[np.bool_] | None = field(default=None)
+    objective: str = "hamming"
+    proved_nearest: bool = False
+    lower_bound: float | None = None
 
     @property
     def hamming(self) -> int | None:
@@ -163,6 +174,9 @@ class WhyNotExplanation:
             "target_vertices": None
             if self.target_vertices is None
             else self.target_vertices.tolist(),
+            "objective": self.objective,
+            "proved_nearest": self.proved_nearest,
+            "lower_bound": self.lower_bound,
             "cost": self.cost,
             "feature_names": list(self.feature_names),
             "class_names": list(self.class_names),
@@ -219,6 +233,19 @@ class WhyNotExplanation:
                     f"{self.separating.size} irredundant rows, {int(self.separating.sum())} "
                     f"of them separating it from {c!r}"
                 )
+        if self.outcome == "found":
+            lines.append(
+                f"  proved nearest by {self.objective}"
+                if self.proved_nearest
+                else f"  not proved nearest by {self.objective}"
+                + (
+                    ""
+                    if self.lower_bound is None
+                    else f" (proved lower bound {self.lower_bound:.4g})"
+                )
+            )
+        elif self.outcome == "budget" and self.lower_bound is not None:
+            lines.append(f"  proved: any answer is at {self.objective} >= {self.lower_bound:.4g}")
         cost = ", ".join(f"{k} {v:.4g}" for k, v in self.cost.items())
         lines.append(f"  cost: {cost}")
         return "\n".join(lines)
@@ -366,6 +393,10 @@ class WhyNotExplainer:
             cf = self._counterfactual(p, target, x1, stats)
             if cf is not None:
                 found, how = p, "same-region"
+                if strategy != "milp" or objective == "hamming":
+                    stats["bound"], stats["proved"] = 0.0, 1.0
+        elif strategy != "milp" or objective == "hamming":
+            stats["bound"] = 1.0  # x's own region is out: at least one neuron flips
         outcome: Literal["found", "impossible", "budget"] = "budget"
         reason = ""
         if found is None:
@@ -393,7 +424,21 @@ class WhyNotExplainer:
                 if how == "same-region"
                 else "nearest region found"
             )
-        return self._answer(x1, c, target, p, found, cf, outcome, how, reason, stats, t0, details)
+        return self._answer(
+            x1,
+            c,
+            target,
+            p,
+            found,
+            cf,
+            outcome,
+            how,
+            reason,
+            stats,
+            t0,
+            details,
+            objective if strategy == "milp" else "hamming",
+        )
 
     # -- strategies -----------------------------------------------------------------------------
     def _hamming(
@@ -411,7 +456,9 @@ class WhyNotExplainer:
                 q = p.copy()
                 q[list(combo)] = ~q[list(combo)]
                 if self._feasible(q, target, stats):
+                    stats["proved"] = 1.0
                     return q, "found", f"first feasible pattern at Hamming distance {dist}"
+            stats["bound"] = float(dist + 1)  # every pattern this close is out
         return None, "impossible", "every pattern was tried: the target wins nowhere"
 
     def _facet(
@@ -567,6 +614,14 @@ class WhyNotExplainer:
             words = h.modelStatusToString(status)
             return None, "budget", f"the MILP ended without an answer ({words}, {left:.3g} s)"
         proved = status == ms.kOptimal
+        info = h.getInfo()
+        bound = float(info.mip_dual_bound)
+        if objective == "hamming":
+            # the objective is (Hamming distance) - (neurons active at x), an integer
+            bound = float(max(math.ceil(bound + p.sum() - 1e-6), stats.get("bound", 0.0)))
+        if np.isfinite(bound):
+            stats["bound"] = max(bound, 0.0)
+        stats["proved"] = 1.0 if proved else 0.0
         values = np.asarray(h.getSolution().col_value, dtype=np.float64)
         d = np.concatenate(model.d_cols)
         q = values[d] > 0.5
@@ -575,6 +630,11 @@ class WhyNotExplainer:
         if not self._feasible(q, target, stats) and self._feasible(real, target, stats):
             q = real
         value = float(h.getInfo().objective_function_value)
+        if objective == "hamming":
+            value += float(p.sum())  # back to the Hamming distance
+            if proved and int(np.sum(q != p)) != round(value):
+                proved = False  # the pattern kept is not the MILP's optimum
+                stats["proved"] = 0.0
         if proved:
             return (
                 q,
@@ -584,12 +644,14 @@ class WhyNotExplainer:
                     f"{int(stats['milp_nodes'])} nodes)"
                 ),
             )
+        lower = stats.get("bound")
+        gap = "" if lower is None else f", proved lower bound {lower:.6g}"
         return (
             q,
             "found",
             (
-                f"best region the MILP found by {objective} in {left:.3g} s ({value:.6g}; not "
-                "proved nearest: time limit)"
+                f"best region the MILP found by {objective} in {left:.3g} s ({value:.6g}{gap}; "
+                "not proved nearest: time limit)"
             ),
         )
 
@@ -677,6 +739,7 @@ class WhyNotExplainer:
         stats: dict,
         t0: float,
         details: bool,
+        objective: Objective,
     ) -> WhyNotExplanation:
         net = self._net
         flipped: list[FlippedNeuron] = []
@@ -741,4 +804,7 @@ class WhyNotExplainer:
             class_names=self.class_names,
             same_region_rows=same_rows,
             separating=separating,
+            objective=objective,
+            proved_nearest=outcome == "found" and bool(stats.get("proved", 0.0)),
+            lower_bound=None if outcome == "impossible" else stats.get("bound"),
         )
