@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 
 from relucid.domain import Box
 from relucid.errors import InputError
-from relucid.explain.whynot import WhyNotExplanation
+from relucid.explain.answer import WhyNotExplanation
 from relucid.network import ReluNetwork
 
 

@@ -29,29 +29,33 @@ domain; only ``milp`` proves it, or ``hamming`` after exhausting every pattern) 
 ``y_t >= y_j`` for every ``j`` in the searches (so a proof of impossibility covers ties);
 the counterfactual is then pushed strictly inside (``y_t > y_j``, every neuron strictly on
 its side) and confirmed by a forward pass.
+
+The answer object lives in :mod:`relucid.explain.answer` (re-exported here) and the ``milp``
+strategy in :mod:`relucid.explain.nearest`.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import highspy
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from relucid.domain import Box, as_box
 from relucid.errors import InputError, SolverError
+from relucid.explain.answer import FlippedNeuron, WhyNotExplanation
+from relucid.explain.nearest import NearestRegionMILP
 from relucid.lp import LinearProgram, LPStatus
 from relucid.network import ReluNetwork
 from relucid.pattern import local_affine
 from relucid.polytope import bounding_box, vertices
 from relucid.redundancy import irredundant_rows
-from relucid.region import RowKind, RowOrigin, region
+from relucid.region import RowKind, region
+
+__all__ = ["STRATEGIES", "FlippedNeuron", "WhyNotExplainer", "WhyNotExplanation"]
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -62,196 +66,6 @@ Objective = Literal["hamming", "l1", "linf"]
 #: Margin (relative to each row's norm and offset) that pushes a counterfactual strictly
 #: inside its region and strictly into the target class.
 _MARGIN = 1e-7
-
-
-@dataclass(frozen=True)
-class FlippedNeuron:
-    """A neuron whose state differs between ``x``'s region and the target region.
-
-    ``a . x <= b`` is the neuron's row on ``x``'s side, in ``x``'s region (its local map);
-    the target region lies where the neuron has the other state (its own local map).
-    """
-
-    flat: int
-    layer: int
-    neuron: int
-    active_at_x: bool
-    a: FloatArray
-    b: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "flat": self.flat,
-            "layer": self.layer,
-            "neuron": self.neuron,
-            "active_at_x": self.active_at_x,
-            "a": self.a.tolist(),
-            "b": float(self.b),
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class WhyNotExplanation:
-    """Why the network did not choose ``target`` at ``x``.
-
-    Attributes
-    ----------
-    outcome : ``"found"``, ``"impossible"`` or ``"budget"``.
-    strategy : which strategy answered (``"same-region"`` when x's own region holds one).
-    target, predicted : the class asked about and the class of ``x``.
-    pattern : ``x``'s pattern; ``target_pattern``: the answer's (None unless found).
-    hamming : number of flipped neurons; ``flipped``: them, as hyperplanes.
-    counterfactual : an input of class ``target`` with ``target_pattern`` (forward pass
-        confirmed), or None; ``distance_linf`` / ``distance_l1`` to ``x``.
-    same_region_rows : when the answer is in x's region, its irredundant rows ``A x <= b``
-        with their origins; ``separating`` marks the rows that separate it from "c wins".
-    x_box, target_box : bounding boxes of both regions (within the domain).
-    target_vertices : vertices of the target region in low dimension, else None.
-    cost : LPs, MILP nodes, seconds; ``reason``: why the outcome is what it is.
-    objective : the sense of "nearest" (``"hamming"``, ``"l1"`` or ``"linf"``).
-    proved_nearest : whether no region nearer in that sense lets ``target`` win (the same
-        region and ``hamming`` by construction, ``milp`` when the MILP closed its gap;
-        ``facet`` never proves it).
-    lower_bound : a proved lower bound on that distance for any region where ``target``
-        wins (the MILP's dual bound, or the Hamming distance ``hamming`` finished), or None;
-        it equals the answer's distance when ``proved_nearest``.
-    """
-
-    x: FloatArray
-    target: int
-    predicted: int
-    outcome: Literal["found", "impossible", "budget"]
-    strategy: str
-    pattern: BoolArray
-    target_pattern: BoolArray | None
-    flipped: tuple[FlippedNeuron, ...]
-    counterfactual: FloatArray | None
-    distance_linf: float | None
-    distance_l1: float | None
-    x_box: tuple[FloatArray, FloatArray] | None
-    target_box: tuple[FloatArray, FloatArray] | None
-    target_vertices: FloatArray | None
-    cost: dict[str, float]
-    reason: str
-    feature_names: tuple[str, ...]
-    class_names: tuple[str, ...]
-    same_region_rows: tuple[FloatArray, FloatArray, tuple[RowOrigin, ...]] | None = None
-    separating: NDArray[np.bool_] | None = field(default=None)
-    objective: str = "hamming"
-    proved_nearest: bool = False
-    lower_bound: float | None = None
-
-    @property
-    def hamming(self) -> int | None:
-        return None if self.target_pattern is None else len(self.flipped)
-
-    def to_dict(self) -> dict[str, Any]:
-        def arr(a: FloatArray | None) -> list[float] | None:
-            return None if a is None else [float(v) for v in np.ravel(a)]
-
-        out: dict[str, Any] = {
-            "input": arr(self.x),
-            "predicted": self.predicted,
-            "predicted_name": self.class_names[self.predicted],
-            "target": self.target,
-            "target_name": self.class_names[self.target],
-            "outcome": self.outcome,
-            "strategy": self.strategy,
-            "reason": self.reason,
-            "pattern": "".join("1" if v else "0" for v in self.pattern),
-            "target_pattern": None
-            if self.target_pattern is None
-            else "".join("1" if v else "0" for v in self.target_pattern),
-            "hamming": self.hamming,
-            "flipped": [f.to_dict() for f in self.flipped],
-            "counterfactual": arr(self.counterfactual),
-            "distance_linf": self.distance_linf,
-            "distance_l1": self.distance_l1,
-            "x_box": None if self.x_box is None else [arr(self.x_box[0]), arr(self.x_box[1])],
-            "target_box": None
-            if self.target_box is None
-            else [arr(self.target_box[0]), arr(self.target_box[1])],
-            "target_vertices": None
-            if self.target_vertices is None
-            else self.target_vertices.tolist(),
-            "objective": self.objective,
-            "proved_nearest": self.proved_nearest,
-            "lower_bound": self.lower_bound,
-            "cost": self.cost,
-            "feature_names": list(self.feature_names),
-            "class_names": list(self.class_names),
-        }
-        if self.same_region_rows is not None and self.separating is not None:
-            A, b, origins = self.same_region_rows
-            out["same_region_rows"] = [
-                {
-                    "a": A[i].tolist(),
-                    "b": float(b[i]),
-                    "origin": origins[i].to_dict(),
-                    "separating": bool(self.separating[i]),
-                }
-                for i in range(b.size)
-            ]
-        return out
-
-    def hyperplane_text(self, f: FlippedNeuron, max_terms: int = 6, digits: int = 4) -> str:
-        order = np.argsort(-np.abs(f.a))[:max_terms]
-        terms = " ".join(
-            f"{'-' if f.a[j] < 0 else '+'} {abs(f.a[j]):.{digits}g}*{self.feature_names[j]}"
-            for j in order
-            if f.a[j] != 0
-        )
-        more = " ..." if np.count_nonzero(f.a) > max_terms else ""
-        state = "active" if f.active_at_x else "inactive"
-        other = "inactive" if f.active_at_x else "active"
-        return (
-            f"layer {f.layer + 1} neuron {f.neuron}: {state} at x, {other} in the target "
-            f"region; x's side: {terms.lstrip('+ ')}{more} <= {f.b:.{digits}g}"
-        )
-
-    def to_text(self, max_flipped: int = 20) -> str:
-        c, t = self.class_names[self.predicted], self.class_names[self.target]
-        head = f"why not {t!r} (x is {c!r}): {self.outcome} by {self.strategy}"
-        lines = [head, f"  {self.reason}"]
-        if self.outcome == "found":
-            assert self.counterfactual is not None
-            lines.append(
-                f"  target region at Hamming distance {self.hamming}; counterfactual at "
-                f"L-inf {self.distance_linf:.4g}, L1 {self.distance_l1:.4g} from x"
-            )
-            cf = ", ".join(
-                f"{n}={v:.4g}" for n, v in zip(self.feature_names, self.counterfactual, strict=True)
-            )
-            lines.append(f"  counterfactual: {cf}")
-            for fl in self.flipped[:max_flipped]:
-                lines.append("  " + self.hyperplane_text(fl))
-            if len(self.flipped) > max_flipped:
-                lines.append(f"  ... and {len(self.flipped) - max_flipped} more flipped neurons")
-            if self.same_region_rows is not None and self.separating is not None:
-                lines.append(
-                    f"  the sub-region of x's region where {t!r} wins has "
-                    f"{self.separating.size} irredundant rows, {int(self.separating.sum())} "
-                    f"of them separating it from {c!r}"
-                )
-        if self.outcome == "found":
-            lines.append(
-                f"  proved nearest by {self.objective}"
-                if self.proved_nearest
-                else f"  not proved nearest by {self.objective}"
-                + (
-                    ""
-                    if self.lower_bound is None
-                    else f" (proved lower bound {self.lower_bound:.4g})"
-                )
-            )
-        elif self.outcome == "budget" and self.lower_bound is not None:
-            lines.append(f"  proved: any answer is at {self.objective} >= {self.lower_bound:.4g}")
-        cost = ", ".join(f"{k} {v:.4g}" for k, v in self.cost.items())
-        lines.append(f"  cost: {cost}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.to_text()
 
 
 class WhyNotExplainer:
@@ -288,7 +102,7 @@ class WhyNotExplainer:
         self.feature_names = tuple(net.feature_name(i) for i in range(net.input_dim))
         self.class_names = tuple(net.class_name(j) for j in range(net.output_dim))
         self._width = np.maximum(box.hi - box.lo, 1e-12)
-        self._milp: Any = None
+        self._milp: NearestRegionMILP | None = None
 
     # -- helpers ----------------------------------------------------------------------------
     def classify(self, X: ArrayLike) -> NDArray[np.int64]:
@@ -401,7 +215,9 @@ class WhyNotExplainer:
         reason = ""
         if found is None:
             if strategy == "milp":
-                found, outcome, reason = self._milp_search(
+                if self._milp is None:
+                    self._milp = NearestRegionMILP(self)
+                found, outcome, reason = self._milp.search(
                     x1, p, target, objective, deadline, stats
                 )
             elif strategy == "hamming":
@@ -532,197 +348,6 @@ class WhyNotExplainer:
         point = centre + step * A[i]
         inside = np.all(point >= self.domain.lo) and np.all(point <= self.domain.hi)
         return point if inside else None
-
-    def _milp_search(
-        self,
-        x: FloatArray,
-        p: BoolArray,
-        target: int,
-        objective: Objective,
-        deadline: float,
-        stats: dict,
-    ) -> tuple[BoolArray | None, Literal["found", "impossible", "budget"], str]:
-        from relucid.verify.bounds import symbolic_bounds
-        from relucid.verify.milp import NetworkMILP
-
-        net = self._net
-        if self._milp is None:
-            # built once per explainer (LP-tightened bounds were tried: 6.6 s on ACAS Xu
-            # 1_1, and no query they let the MILP prove)
-            bounds = symbolic_bounds(net, self.domain)
-            pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
-            model = NetworkMILP(net, self.domain, pairs)
-            n = net.input_dim
-            lp = model.lp
-            # distance columns: s (L-inf) and t_i (L1), with rows filled in per query
-            base = lp.num_cols
-            lp.highs.addVars(n + 1, np.zeros(n + 1), np.full(n + 1, np.inf))
-            lp.num_cols += n + 1
-            self._milp = (model, base)
-        model, base = self._milp
-        lp = model.lp
-        n, m = net.input_dim, net.output_dim
-        others = [j for j in range(m) if j != target]
-        C = np.zeros((len(others), m))
-        C[np.arange(len(others)), others] = 1.0
-        C[:, target] = -1.0
-        model.set_extra_rows(y_rows=(C, np.zeros(len(others))))
-        cost = np.zeros(lp.num_cols)
-        if objective == "hamming":
-            d = np.concatenate(model.d_cols)
-            cost[d] = np.where(p, -1.0, 1.0)
-        else:
-            self._distance_rows(model, base, x)
-            if objective == "linf":
-                cost[base] = 1.0
-            else:
-                cost[base + 1 : base + 1 + n] = 1.0
-        lp.set_objective(cost, "min")
-        h = lp.highs
-        h.setOptionValue("mip_max_improving_sols", 2**31 - 1)
-        # An optimisation, unlike a verification query: primal heuristics help, and a
-        # sampled input where the target wins gives a first incumbent.
-        h.setOptionValue("mip_heuristic_effort", 0.05)
-        start = self._incumbent(x, p, target, objective)
-        if start is not None:
-            full = self._columns(model, base, start, x)
-            sol = highspy.HighsSolution()
-            sol.col_value = list(full)
-            sol.value_valid = True
-            h.setSolution(sol)
-            stats["incumbent"] = 1.0
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            return None, "budget", "no time left for the MILP"
-        h.setOptionValue("time_limit", h.getRunTime() + left)
-        model._deadline = time.perf_counter() + left
-        h.run()
-        ms = highspy.HighsModelStatus
-        status = h.getModelStatus()
-        stats["milp_nodes"] = float(h.getInfo().mip_node_count)
-        has_point = h.getInfo().primal_solution_status == 2
-        if status == ms.kInfeasible:
-            return (
-                None,
-                "impossible",
-                (
-                    f"proved by MILP: {self.class_names[target]!r} is never the arg-max in the "
-                    "domain"
-                ),
-            )
-        if status != ms.kOptimal and not (status in (ms.kTimeLimit, ms.kInterrupt) and has_point):
-            words = h.modelStatusToString(status)
-            return None, "budget", f"the MILP ended without an answer ({words}, {left:.3g} s)"
-        proved = status == ms.kOptimal
-        info = h.getInfo()
-        bound = float(info.mip_dual_bound)
-        if objective == "hamming":
-            # the objective is (Hamming distance) - (neurons active at x), an integer
-            bound = float(max(math.ceil(bound + p.sum() - 1e-6), stats.get("bound", 0.0)))
-        if np.isfinite(bound):
-            stats["bound"] = max(bound, 0.0)
-        stats["proved"] = 1.0 if proved else 0.0
-        values = np.asarray(h.getSolution().col_value, dtype=np.float64)
-        d = np.concatenate(model.d_cols)
-        q = values[d] > 0.5
-        xs = np.clip(values[model.x_cols], self.domain.lo, self.domain.hi)
-        real = net.patterns(xs)[0]
-        if not self._feasible(q, target, stats) and self._feasible(real, target, stats):
-            q = real
-        value = float(h.getInfo().objective_function_value)
-        if objective == "hamming":
-            value += float(p.sum())  # back to the Hamming distance
-            if proved and int(np.sum(q != p)) != round(value):
-                proved = False  # the pattern kept is not the MILP's optimum
-                stats["proved"] = 0.0
-        if proved:
-            return (
-                q,
-                "found",
-                (
-                    f"nearest region by {objective} (MILP optimum {value:.6g}, "
-                    f"{int(stats['milp_nodes'])} nodes)"
-                ),
-            )
-        lower = stats.get("bound")
-        gap = "" if lower is None else f", proved lower bound {lower:.6g}"
-        return (
-            q,
-            "found",
-            (
-                f"best region the MILP found by {objective} in {left:.3g} s ({value:.6g}{gap}; "
-                "not proved nearest: time limit)"
-            ),
-        )
-
-    def _incumbent(
-        self, x: FloatArray, p: BoolArray, target: int, objective: Objective
-    ) -> FloatArray | None:
-        """A sampled input where ``target`` wins, near ``x`` in the objective's sense: random
-        points of the domain, each pulled towards ``x`` along its segment by bisection
-        while the target still wins."""
-        rng = np.random.default_rng(0)
-        lo, hi = self.domain.lo, self.domain.hi
-        pts = lo + (hi - lo) * rng.random((2048, lo.size))
-        win = self.classify(pts) == target
-        if not win.any():
-            return None
-        far = pts[win][:64]
-        a = np.zeros(len(far))  # fraction of the way from x towards each point: 1 wins
-        b = np.ones(len(far))
-        for _ in range(20):
-            mid = (a + b) / 2
-            cand = x + mid[:, None] * (far - x)
-            ok = self.classify(cand) == target
-            b = np.where(ok, mid, b)
-            a = np.where(ok, a, mid)
-        cand = x + b[:, None] * (far - x)
-        if objective == "hamming":
-            score = (self._net.patterns(cand) != p).sum(axis=1).astype(float)
-        elif objective == "linf":
-            score = np.max(np.abs(cand - x) / self._width, axis=1)
-        else:
-            score = np.sum(np.abs(cand - x) / self._width, axis=1)
-        return np.asarray(cand[int(np.argmin(score))])
-
-    def _columns(self, model: Any, base: int, point: FloatArray, x: FloatArray) -> FloatArray:
-        """Every MILP column's value at ``point`` (a feasible solution to start from)."""
-        net = self._net
-        full = np.zeros(model.lp.num_cols)
-        full[model.x_cols] = point
-        zs = net.pre_activations(point[None, :])
-        for k, z in enumerate(zs[: len(model.z_cols)]):
-            full[model.z_cols[k]] = z[0]
-            full[model.h_cols[k]] = np.maximum(z[0], 0.0)
-            full[model.d_cols[k]] = (z[0] > 0).astype(float)
-        full[model.y_cols] = net.forward(point)
-        gap = np.abs(point - x) / self._width
-        full[base] = gap.max()
-        full[base + 1 : base + 1 + x.size] = gap
-        return full
-
-    def _distance_rows(self, model: Any, base: int, x: FloatArray) -> None:
-        """Rows ``|x_i - x0_i| <= s w_i`` and ``|x_i - x0_i| <= t_i w_i`` for this ``x0``."""
-        lp = model.lp
-        n = x.size
-        w = self._width
-        rows = getattr(model, "_dist_rows", None)
-        if rows is None:
-            A = np.zeros((4 * n, lp.num_cols))
-            for i in range(n):
-                for r, sign in ((4 * i, 1.0), (4 * i + 1, -1.0)):
-                    A[r, model.x_cols[i]] = sign
-                    A[r, base] = -w[i]
-                for r, sign in ((4 * i + 2, 1.0), (4 * i + 3, -1.0)):
-                    A[r, model.x_cols[i]] = sign
-                    A[r, base + 1 + i] = -w[i]
-            start = lp.num_rows
-            lp.add_rows(A, np.zeros(4 * n))
-            rows = np.arange(start, start + 4 * n)
-            model._dist_rows = rows
-        rhs = np.empty(4 * n)
-        rhs[0::4], rhs[1::4], rhs[2::4], rhs[3::4] = x, -x, x, -x
-        lp.set_rows_bounds(rows, np.full(4 * n, -np.inf), rhs)
 
     # -- the answer -----------------------------------------------------------------------------
     def _answer(
