@@ -1,0 +1,5 @@
+"""``python -m relucid.cli``."""
+
+from relucid.cli import main
+
+main()

@@ -1,0 +1,240 @@
+"""``relucid nap``: learn, check and tabulate NAP specifications."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from relucid.cli.common import (
+    BackendOpt,
+    JsonOpt,
+    TimeoutOpt,
+    console,
+    err_console,
+    fail,
+    verdict_out,
+)
+from relucid.errors import RelucidError
+from relucid.network import ReluNetwork
+
+nap_app = typer.Typer(
+    help="Learn and check neural activation pattern (NAP) specifications.", no_args_is_help=True
+)
+
+
+def _nap_model(model: str) -> ReluNetwork:
+    if model == "wbc":
+        from relucid.datasets import wbc_network
+
+        with err_console.status("training the seeded WBC 4x32 network..."):
+            return wbc_network(random_state=0)[0]
+    from relucid.io import load_network
+
+    return load_network(Path(model))
+
+
+@nap_app.command("learn")
+def nap_learn_cmd(
+    model: Annotated[
+        str, typer.Option(help="Network file, or 'wbc' for the seeded WBC 4x32 network.")
+    ],
+    data: Annotated[str, typer.Option(help="wbc, mnist, or a .npz with x, y (x_test, y_test).")],
+    label: Annotated[int, typer.Option(help="The class c to specify.")],
+    out: Annotated[Path, typer.Option(help="Where to write the learned spec (JSON).")],
+    method: Annotated[
+        str, typer.Option(help="coarsen (Algorithm 2), group, stochastic or optadvprune.")
+    ] = "coarsen",
+    delta: Annotated[float, typer.Option(help="Refined-NAP threshold.")] = 0.95,
+    timeout: Annotated[float, typer.Option(help="Seconds per verifier call.")] = 300.0,
+    labels: Annotated[
+        str, typer.Option(help="Mine from the dataset's labels or the model's predictions.")
+    ] = "dataset",
+    order: Annotated[
+        str,
+        typer.Option(
+            help="Neurons tried: agreement (the ones the data agrees with least first, so the "
+            "NAP keeps the best-covering ones), index (the paper's), or random."
+        ),
+    ] = "agreement",
+    backend: BackendOpt = "milp",
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Resumable run: verdicts saved after every call.")
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(help="Where independent verifier calls run together: serial, process or ray."),
+    ] = "serial",
+    workers: Annotated[
+        int | None, typer.Option(help="Processes or Ray actors (default: the CPU count).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="A running Ray cluster (default: a local instance).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mine the refined NAP of class c, then coarsen it to a minimal specification."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from relucid.spec import NapLearner
+    from relucid.spec.data import nap_data
+
+    try:
+        net = _nap_model(model)
+        ds = nap_data(data)
+        if labels not in ("dataset", "model"):
+            raise fail("--labels is dataset or model")
+        if order not in ("agreement", "index", "random"):
+            raise fail("--order is agreement, index or random")
+        y = ds.y_train if labels == "dataset" else net.forward(ds.X_train).argmax(1)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} calls, |P| = {task.fields[size]}, {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=as_json,
+        ) as bar:
+            task = bar.add_task(f"{method} class {label}", total=None, size="?", rate="")
+
+            def on_call(calls: int, size: int, status: object) -> None:
+                t = bar.tasks[task].elapsed or 1e-9
+                if calls == 1 and method == "coarsen":
+                    # COARSEN asks once per fixed neuron after the start: a known total,
+                    # hence an ETA (the other methods' call counts are not known ahead)
+                    bar.update(task, total=size + 1)
+                bar.update(task, completed=calls, size=size, rate=f"{calls / t:.1f} calls/s")
+
+            learner = NapLearner(
+                method,  # type: ignore[arg-type]
+                delta=delta,
+                timeout=timeout,
+                backend=backend,
+                order=order,  # type: ignore[arg-type]
+                checkpoint=checkpoint,
+                on_call=on_call,
+                executor=executor,
+                workers=workers,
+                ray_address=ray_address,
+            ).fit(net, ds.X_train, y, label, label_source=labels)
+    except RelucidError as exc:
+        raise fail(str(exc)) from exc
+    spec = learner.spec_
+    cov = {
+        "train_coverage": spec.coverage(net, ds.X_train[y == label]),
+        "test_coverage": spec.coverage(net, ds.X_test[ds.y_test == label]),
+    }
+    spec = spec.with_nap(spec.nap, info={**spec.info, **cov, "data": ds.description})
+    spec.save(out)
+    if as_json:
+        sys.stdout.write(json.dumps(spec.to_dict(), indent=2) + "\n")
+        return
+    console.print(str(spec), markup=False)
+    console.print(
+        f"refined |P| = {learner.refined_.size} -> {spec.size}; verifier calls "
+        f"{spec.info['verifier_calls']} {spec.info['verdicts']}; train coverage "
+        f"{cov['train_coverage']:.2%}, test coverage {cov['test_coverage']:.2%}; "
+        f"{learner.seconds_:.1f} s; written to {out}",
+        markup=False,
+    )
+
+
+@nap_app.command("check")
+def nap_check_cmd(
+    model: Annotated[str, typer.Option(help="Network file, or 'wbc'.")],
+    spec: Annotated[Path, typer.Option(help="A spec written by `relucid nap learn`.")],
+    data: Annotated[
+        str | None, typer.Option(help="wbc, mnist or .npz: also report coverage.")
+    ] = None,
+    timeout: TimeoutOpt = 300.0,
+    backend: BackendOpt = "milp",
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-verify a saved spec against its network (exit 0 only when VERIFIED)."""
+    from relucid.spec import NapSpec
+    from relucid.spec.data import nap_data
+    from relucid.verify import NapQuery, get_verifier
+
+    try:
+        net = _nap_model(model)
+        s = NapSpec.load(spec)
+        s.check(net)
+        res = get_verifier(backend).verify_nap(net, NapQuery(s.nap, s.label, s.domain), timeout)
+        payload: dict[str, object] = {"spec": str(spec), "size": s.size, **res.to_dict()}
+        if data is not None:
+            ds = nap_data(data)
+            payload["train_coverage"] = s.coverage(net, ds.X_train[ds.y_train == s.label])
+            payload["test_coverage"] = s.coverage(net, ds.X_test[ds.y_test == s.label])
+    except RelucidError as exc:
+        raise fail(str(exc)) from exc
+    text = f"{s}\n{res}"
+    if data is not None:
+        text += (
+            f"\ntrain coverage {payload['train_coverage']:.2%}, "
+            f"test coverage {payload['test_coverage']:.2%}"
+        )
+    verdict_out(payload, text, as_json, res.status.value == "verified")
+
+
+@nap_app.command("table")
+def nap_table_cmd(
+    specs: Annotated[list[Path], typer.Argument(help="Spec files written by `nap learn`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The paper's table layout (|P|, calls, train / test coverage, time) from saved specs."""
+    from rich.table import Table
+
+    from relucid.spec import NapSpec
+
+    rows = []
+    try:
+        for path in specs:
+            s = NapSpec.load(path)
+            info = s.info
+            rows.append(
+                {
+                    "file": path.name,
+                    "label": s.label,
+                    "method": s.method,
+                    "size": s.size,
+                    "start_size": info.get("start_size"),
+                    "verifier_calls": info.get("verifier_calls"),
+                    "train_coverage": info.get("train_coverage"),
+                    "test_coverage": info.get("test_coverage"),
+                    "seconds": info.get("seconds"),
+                }
+            )
+    except RelucidError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title="NAP specifications")
+    for col in ("file", "label", "method", "|P|", "calls", "train %", "test %", "time (s)"):
+        table.add_column(col, justify="right")
+
+    def pct(v: object) -> str:
+        return "-" if not isinstance(v, int | float) else f"{100 * v:.2f}"
+
+    for r in sorted(rows, key=lambda r: (r["label"], str(r["method"]))):
+        table.add_row(
+            str(r["file"]),
+            str(r["label"]),
+            str(r["method"]),
+            f"{r['size']} (from {r['start_size']})",
+            str(r["verifier_calls"]),
+            pct(r["train_coverage"]),
+            pct(r["test_coverage"]),
+            str(r["seconds"]),
+        )
+    console.print(table)
