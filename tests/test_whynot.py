@@ -9,6 +9,7 @@ feasible patterns is what ``milp`` must find and ``hamming`` must agree with.
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,31 @@ def test_milp_finds_the_minimum_hamming_distance_and_hamming_agrees(which: int) 
                 assert r.distance_linf == pytest.approx(np.max(np.abs(cf - x)))
                 checked += 1
     assert checked >= 10
+
+
+def test_local_search_keeps_a_feasible_region_and_stops_at_a_local_minimum() -> None:
+    from relucid.explain.nearest import NearestRegionMILP
+
+    net = balanced_net([2, 6, 6, 3], start=120)
+    ex = WhyNotExplainer(net, BOX)
+    search = NearestRegionMILP(ex)
+    rng = np.random.default_rng(5)
+    checked = 0
+    for x, far in zip(rng.uniform(-1, 1, (8, 2)), rng.uniform(-1, 1, (8, 2)), strict=True):
+        t = int(ex.classify(far)[0])
+        if t == int(ex.classify(x)[0]):
+            continue
+        p, q0 = net.patterns(x)[0], net.patterns(far)[0]
+        q = search.descend(q0, p, t, {"lps": 0}, time.perf_counter() + 30)
+        # checked with scipy's LP on plain matrix products, not the explainer's own rows
+        assert can_win(net, q, t)
+        assert np.all((q == q0) | (q == p)) and np.sum(q != p) <= np.sum(q0 != p)
+        for j in np.flatnonzero(q != p):
+            back = q.copy()
+            back[j] = p[j]
+            assert not can_win(net, back, t), j
+        checked += 1
+    assert checked >= 3
 
 
 def test_flipped_hyperplanes_separate_the_two_regions() -> None:

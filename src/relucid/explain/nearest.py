@@ -84,7 +84,10 @@ class NearestRegionMILP:
         # An optimisation, unlike a verification query: primal heuristics help, and a
         # sampled input where the target wins gives a first incumbent.
         h.setOptionValue("mip_heuristic_effort", 0.05)
-        start = self._incumbent(x, p, target, objective)
+        # local search gets a fifth of the time: as good as the MILP alone in the whole of it
+        # on ACAS Xu and WBC queries, and a better incumbent for the MILP to prune with
+        until = time.perf_counter() + 0.2 * max(deadline - time.perf_counter(), 0.0)
+        start = self._incumbent(x, p, target, objective, stats, until)
         if start is not None:
             full = self._columns(model, base, start, x)
             sol = highspy.HighsSolution()
@@ -130,6 +133,11 @@ class NearestRegionMILP:
         real = net.patterns(xs)[0]
         if not self.ex._feasible(q, target, stats) and self.ex._feasible(real, target, stats):
             q = real
+        undone = 0
+        if not proved and objective == "hamming":
+            before = int(np.sum(q != p))
+            q = self.descend(q, p, target, stats, time.perf_counter() + max(1.0, 0.1 * left))
+            undone = before - int(np.sum(q != p))
         value = float(h.getInfo().objective_function_value)
         if objective == "hamming":
             value += float(p.sum())  # back to the Hamming distance
@@ -147,28 +155,48 @@ class NearestRegionMILP:
             )
         lower = stats.get("bound")
         gap = "" if lower is None else f", proved lower bound {lower:.6g}"
+        then = f", then {undone} flips undone by local search" if undone else ""
         return (
             q,
             "found",
             (
-                f"best region the MILP found by {objective} in {left:.3g} s ({value:.6g}{gap}; "
-                "not proved nearest: time limit)"
+                f"best region the MILP found by {objective} in {left:.3g} s ({value:.6g}{gap}"
+                f"{then}; not proved nearest: time limit)"
             ),
         )
 
-    def _incumbent(
+    def descend(
+        self, q: BoolArray, p: BoolArray, target: int, stats: dict, deadline: float
+    ) -> BoolArray:
+        """Local search: set flipped neurons back to ``p``'s state one at a time while the
+        region stays non-empty with ``target`` winning (one LP each), until no single one
+        can be (or the deadline). Returns a pattern at most as far from ``p`` as ``q``."""
+        q = q.copy()
+        changed = True
+        while changed:
+            changed = False
+            for j in np.flatnonzero(q != p):
+                if time.perf_counter() > deadline:
+                    return q
+                trial = q.copy()
+                trial[j] = p[j]
+                if self.ex._feasible(trial, target, stats):
+                    q, changed = trial, True
+        return q
+
+    def _candidates(
         self, x: FloatArray, p: BoolArray, target: int, objective: Objective
     ) -> FloatArray | None:
-        """A sampled input where ``target`` wins, near ``x`` in the objective's sense: random
-        points of the domain, each pulled towards ``x`` along its segment by bisection
-        while the target still wins."""
+        """Sampled inputs where ``target`` wins, nearest to ``x`` in the objective's sense
+        first: random points of the domain, each pulled towards ``x`` along its segment by
+        bisection while the target still wins."""
         rng = np.random.default_rng(0)
         lo, hi = self.ex.domain.lo, self.ex.domain.hi
-        pts = lo + (hi - lo) * rng.random((2048, lo.size))
+        pts = lo + (hi - lo) * rng.random((4096, lo.size))
         win = self.ex.classify(pts) == target
         if not win.any():
             return None
-        far = pts[win][:64]
+        far = pts[win][:256]
         a = np.zeros(len(far))  # fraction of the way from x towards each point: 1 wins
         b = np.ones(len(far))
         for _ in range(20):
@@ -184,7 +212,43 @@ class NearestRegionMILP:
             score = np.max(np.abs(cand - x) / self.ex._width, axis=1)
         else:
             score = np.sum(np.abs(cand - x) / self.ex._width, axis=1)
-        return np.asarray(cand[int(np.argmin(score))])
+        return np.asarray(cand[np.argsort(score, kind="stable")])
+
+    def _incumbent(
+        self,
+        x: FloatArray,
+        p: BoolArray,
+        target: int,
+        objective: Objective,
+        stats: dict,
+        until: float,
+    ) -> FloatArray | None:
+        """A confirmed input where ``target`` wins to start the MILP from. For the Hamming
+        objective, the nearest sampled candidates are improved by :meth:`descend` (multi-start
+        local search) until ``until``; the best region's counterfactual is returned."""
+        cand = self._candidates(x, p, target, objective)
+        if cand is None:
+            return None
+        if objective != "hamming":
+            return np.asarray(cand[0])
+        best_q: BoolArray | None = None
+        seen: set[bytes] = set()
+        for point in cand:
+            if time.perf_counter() > until and best_q is not None:
+                break
+            q0 = self.net.patterns(point)[0]
+            if q0.tobytes() in seen:
+                continue
+            seen.add(q0.tobytes())
+            q = self.descend(q0, p, target, stats, until)
+            if best_q is None or np.sum(q != p) < np.sum(best_q != p):
+                best_q = q
+        stats["local_starts"] = float(len(seen))
+        if best_q is not None:
+            point = self.ex._counterfactual(best_q, target, x, stats)
+            if point is not None:
+                return point
+        return np.asarray(cand[0])
 
     def _columns(self, model: Any, base: int, point: FloatArray, x: FloatArray) -> FloatArray:
         """Every MILP column's value at ``point`` (a feasible solution to start from)."""
