@@ -23,17 +23,15 @@ it, except rows flagged :attr:`SafetyStatus.CORRECTED_LIMIT`. Every corrected ro
 re-checked against the active constraints; a row that fails the check (possible only with tied
 logit values) is flagged :attr:`SafetyStatus.TIED` rather than returned wrong.
 
-The search (step 2) is vectorised as a beam over the active constraints: at each level every
-kept partial choice is extended by every term of the next constraint, cyclic unions are pruned
-(parallel peeling on a batch of graphs), and the first ``beam_width`` survivors in
-lexicographic order are kept. A lexicographically first complete choice is never lost to the
-truncation (if one survives, the first one does), so the result is exact unless the beam is
-truncated *and* no choice is found; such rows are reported.
+The search (step 2) is a beam over the active constraints (:mod:`~relucid.enforce.search`),
+exact unless the beam is truncated *and* no choice is found; such rows are reported.
 
 Efficiency: rows with exactly one active constraint need no search (a table indexed by
 constraint and top class, built once); ancestry and depth of every DNF term are precomputed;
 rows with several active constraints are grouped by (active set, top class) and the search,
-ancestry and depth are computed once per group. Per row, only ``O(m^2)`` work remains.
+ancestry and depth are computed once per group. Per row, only ``O(m^2)`` work remains. With
+``execution="table"`` the groups' choices are memoised across calls
+(:mod:`~relucid.enforce.table`).
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from relucid.enforce.constraints import (
     Constraint,
@@ -54,13 +52,24 @@ from relucid.enforce.constraints import (
 )
 from relucid.enforce.dnf import DNF, Interval, pre_dnf, to_dnf
 from relucid.enforce.graph import ancestors, peel, permute_logits
-from relucid.enforce.output import SafeOutput, SafetyConfig, SafetyStatus
+from relucid.enforce.output import (
+    _CORRECTED,
+    _CORRECTED_LIMIT,
+    _INVALID,
+    _TIED,
+    _UNCHANGED,
+    _UNSAT,
+    SafeOutput,
+    SafetyConfig,
+    SafetyStatus,
+)
+from relucid.enforce.output import _LIMIT as _LIMIT  # re-export, as before the split
+from relucid.enforce.search import TermTables, search
+from relucid.enforce.search import _union_acyclic as _union_acyclic  # re-export, as before
+from relucid.enforce.table import TableExecution, _exporting
 from relucid.errors import InputError
 
-# plain ints of the statuses, for tensor code
-_UNCHANGED, _CORRECTED, _CORRECTED_LIMIT, _UNSAT, _LIMIT, _TIED, _INVALID = (
-    int(s) for s in SafetyStatus
-)
+__all__ = ["SafeOutput", "SafetyConfig", "SafetyLayer", "SafetyStatus"]
 
 
 def _round32(v: np.ndarray, up: bool) -> np.ndarray:
@@ -71,49 +80,7 @@ def _round32(v: np.ndarray, up: bool) -> np.ndarray:
     return np.where(f.astype(np.float64) > v, np.nextafter(f, np.float32(-np.inf)), f)
 
 
-def _union_acyclic(F: Tensor, T: Tensor, static: bool) -> Tensor:
-    """Whether each union ``F[g, w] or T[g, b]`` is acyclic: bool (G, w, beta).
-
-    Parallel peeling (see :func:`~relucid.enforce.graph.peel`) of all ``w x beta`` unions
-    without building them: the live parents of node ``j`` in the union are counted as
-    ``alive @ F + alive @ T``, two batched matrix products per round.
-
-    Parameters
-    ----------
-    F : float (G, w, m, m) 0/1 adjacency of the partial unions; T : float (G, beta, m, m).
-    static : fixed shapes and loop counts (export); otherwise stop once nothing changes.
-    """
-    G, w, m, _ = F.shape
-    beta = T.shape[1]
-    # small (or fixed-shape, where no branch may depend on the batch size): build the unions
-    # and peel them, one product per round
-    if static or G * w * beta * m * m <= 1 << 18:
-        U = torch.maximum(F.unsqueeze(2), T.unsqueeze(1)).reshape(G * w * beta, m, m)
-        return peel(U, early_exit=not static)[1].view(G, w, beta)
-    alive = torch.ones((G, w, beta, m), dtype=F.dtype, device=F.device)
-    Ff, Tf = F.reshape(G * w, m, m), T.reshape(G * beta, m, m)
-    for _ in range(m):
-        via_f = (alive.reshape(G * w, beta, m) @ Ff).view(G, w, beta, m)
-        at = alive.transpose(1, 2).reshape(G * beta, w, m)
-        via_t = (at @ Tf).view(G, beta, w, m).transpose(1, 2)
-        has_parent = (via_f + via_t) > 0
-        removed = (alive > 0) & ~has_parent
-        alive = alive * has_parent.to(alive.dtype)
-        if not bool(removed.any()):
-            break
-    return alive.amax(dim=-1) == 0
-
-
-def _exporting() -> bool:
-    return bool(
-        torch.compiler.is_exporting()
-        or torch.onnx.is_in_onnx_export()
-        or torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-    )
-
-
-class SafetyLayer(nn.Module):
+class SafetyLayer(TableExecution):
     """Self-correcting layer for a set of safe-ordering constraints over ``m`` classes.
 
     Parameters
@@ -124,6 +91,8 @@ class SafetyLayer(nn.Module):
 
     Call ``layer(x, logits)`` with ``x`` of shape (B, ...) (flattened to (B, n)) and ``logits``
     (B, m) on the layer's device; returns a :class:`SafeOutput`. Move the layer with ``.to``.
+    The table execution (and :attr:`table_size`) comes from
+    :class:`~relucid.enforce.table.TableExecution`.
 
     Attributes
     ----------
@@ -152,15 +121,6 @@ class SafetyLayer(nn.Module):
     _term_root: Tensor
     _con_terms: Tensor
     _single: Tensor
-    _hash_con: Tensor
-    _hash_top: Tensor
-    _tab_keys: Tensor
-    _tab_slot: Tensor
-    _tab_act: Tensor
-    _tab_top: Tensor
-    _tab_status: Tensor
-    _store_anc: Tensor
-    _store_depth: Tensor
 
     def __init__(
         self,
@@ -292,130 +252,6 @@ class SafetyLayer(nn.Module):
         self._empty_term = T
         self._build_table()
 
-    def _build_table(self) -> None:
-        """The memo of ``execution="table"``: an empty table and the store of graphs.
-
-        Each (active set, top class) group with several active constraints gets a 64-bit key
-        (a sum of random 62-bit numbers, one per active constraint, plus one for the top
-        class, wrapping) kept sorted on the device for ``searchsorted``. A lookup is accepted
-        only if the entry's stored active set and top class equal the row's, so a key
-        collision costs a miss, never a wrong answer. The store holds the ancestry and depth
-        of every DNF term (rows with one active constraint use those directly) followed by
-        those of each table entry's chosen union.
-        """
-        K, m = len(self.constraints), self.num_classes
-        rng = np.random.default_rng(0x5AFE)
-        self.register_buffer(
-            "_hash_con", torch.from_numpy(rng.integers(-(2**62), 2**62, K)), persistent=False
-        )
-        self.register_buffer(
-            "_hash_top", torch.from_numpy(rng.integers(-(2**62), 2**62, m)), persistent=False
-        )
-        self._tab_index: dict[tuple[bytes, int], int] = {}  # exact key -> entry
-        self._tab_hash: list[int] = []
-        self._tab_rows: list[tuple[np.ndarray, int, int]] = []  # active, top, status
-        self._allocate_table(64)
-
-    def _allocate_table(self, cap: int) -> None:
-        K, m = len(self.constraints), self.num_classes
-        dev = self._term_anc.device
-        T1 = self._term_anc.shape[0]
-        anc = torch.zeros((T1 + cap, m, m), dtype=torch.bool, device=dev)
-        depth = torch.zeros((T1 + cap, m), dtype=torch.int64, device=dev)
-        anc[:T1] = self._term_anc
-        depth[:T1] = self._term_depth
-        old = getattr(self, "_store_anc", None)
-        if old is not None:  # growing: keep the entries computed so far
-            n = len(self._tab_rows)
-            anc[T1 : T1 + n] = old[T1 : T1 + n].to(dev)
-            depth[T1 : T1 + n] = self._store_depth[T1 : T1 + n].to(dev)
-        self.register_buffer("_store_anc", anc, persistent=False)
-        self.register_buffer("_store_depth", depth, persistent=False)
-        for name, t in (
-            ("_tab_keys", torch.full((cap,), torch.iinfo(torch.int64).max, dtype=torch.int64)),
-            ("_tab_slot", torch.zeros((cap,), dtype=torch.int64)),
-            ("_tab_act", torch.zeros((cap, max(K, 1)), dtype=torch.bool)),
-            ("_tab_top", torch.full((cap,), -1, dtype=torch.int64)),
-            ("_tab_status", torch.full((cap,), _UNSAT, dtype=torch.int64)),
-        ):
-            self.register_buffer(name, t.to(dev), persistent=False)
-        self._tab_cap = cap
-        self._graphs: dict[Any, Any] = {}  # reallocated buffers: captured graphs are stale
-        self._publish_table()
-
-    def _publish_table(self) -> None:
-        """Write the host's entries, sorted by key, into the device table."""
-        n = len(self._tab_rows)
-        seen: set[int] = set()
-        order = []
-        for e in sorted(range(n), key=self._tab_hash.__getitem__):
-            if self._tab_hash[e] not in seen:  # a colliding later entry stays a miss
-                seen.add(self._tab_hash[e])
-                order.append(e)
-        cap, K = self._tab_cap, self._tab_act.shape[1]
-        keys = np.full(cap, np.iinfo(np.int64).max, dtype=np.int64)
-        slot = np.zeros(cap, dtype=np.int64)
-        act = np.zeros((cap, K), dtype=bool)
-        top = np.full(cap, -1, dtype=np.int64)
-        status = np.full(cap, _UNSAT, dtype=np.int64)
-        T1 = self._term_anc.shape[0]
-        for i, e in enumerate(order):
-            keys[i] = self._tab_hash[e]
-            slot[i] = T1 + e
-            act[i], top[i], status[i] = self._tab_rows[e]
-        for buf, val in (
-            (self._tab_keys, keys),
-            (self._tab_slot, slot),
-            (self._tab_act, act),
-            (self._tab_top, top),
-            (self._tab_status, status),
-        ):
-            buf.copy_(torch.from_numpy(val))
-
-    def _table_key(self, active: Tensor, top: Tensor) -> Tensor:
-        return (active.to(torch.int64) * self._hash_con).sum(dim=1) + self._hash_top[top]
-
-    def _table_insert(self, active: Tensor, top: Tensor) -> None:
-        """Search the groups of these rows that the table lacks, and add them."""
-        keys = torch.cat([active.to(torch.int64), top.unsqueeze(1)], dim=1)
-        ukeys = torch.unique(keys, dim=0)
-        host = ukeys.cpu().numpy()
-        new = [
-            r
-            for r in range(len(host))
-            if (host[r, :-1].astype(bool).tobytes(), int(host[r, -1])) not in self._tab_index
-        ]
-        if not new:
-            return
-        uk = ukeys[new]
-        act, top_u = uk[:, :-1].bool(), uk[:, -1]
-        adj, status = self._search(act, top_u, static=False)
-        depth, _ = peel(adj)
-        anc = ancestors(adj)
-        hashes = self._table_key(act, top_u).cpu().tolist()
-        codes = status.cpu().tolist()
-        n0 = len(self._tab_rows)
-        if n0 + len(new) > self._tab_cap:
-            cap = self._tab_cap
-            while n0 + len(new) > cap:
-                cap *= 2
-            self._allocate_table(cap)
-        T1 = self._term_anc.shape[0]
-        self._store_anc[T1 + n0 : T1 + n0 + len(new)] = anc
-        self._store_depth[T1 + n0 : T1 + n0 + len(new)] = depth
-        for i, r in enumerate(new):
-            a_np = host[r, :-1].astype(bool)
-            t = int(host[r, -1])
-            self._tab_index[(a_np.tobytes(), t)] = n0 + i
-            self._tab_hash.append(int(hashes[i]))
-            self._tab_rows.append((a_np, t, int(codes[i])))
-        self._publish_table()
-
-    @property
-    def table_size(self) -> int:
-        """Number of (active set, top class) groups memoised by ``execution="table"``."""
-        return len(self._tab_rows)
-
     # -- evaluation ------------------------------------------------------------------------
     def active(self, x: Tensor) -> Tensor:
         """Which constraints are active: bool (B, K), from ``x`` of shape (B, ...).
@@ -506,95 +342,6 @@ class SafetyLayer(nn.Module):
         out = torch.where(fixed.unsqueeze(1), out, y)
         return SafeOutput(out, status >= _UNSAT, status)
 
-    def _forward_table(self, x2: Tensor, y: Tensor) -> SafeOutput:
-        """Every row through fixed shapes (:meth:`_table_pass`); one synchronisation asks
-        whether some row's group is missing from the table, and only then is the search
-        run, the table grown and the pass repeated. A group whose key collides with another
-        entry's can never be found: such a batch takes the dynamic path. On CUDA the pass
-        is replayed from a captured CUDA graph when gradients are not needed."""
-        graphed = (
-            self.config.cuda_graphs
-            and y.is_cuda
-            and not (torch.is_grad_enabled() and (y.requires_grad or x2.requires_grad))
-            and not _exporting()
-        )
-        run = self._graph_for(x2, y) if graphed else self._table_pass
-        out, status, miss = run(x2, y)
-        if bool(miss.any()):
-            active = self.active(x2)[miss]
-            self._table_insert(active, y[miss].argmax(dim=1))
-            out, status, miss = self._table_pass(x2, y)
-            if bool(miss.any()):
-                active = self.active(x2)
-                need = (active & ~self.satisfied(y)).any(dim=1)
-                invalid = torch.isnan(y).any(dim=1) | torch.isnan(x2).any(dim=1)
-                return self._forward_dynamic(y, active, need & ~invalid, invalid)
-        return SafeOutput(out, status >= _UNSAT, status)
-
-    def _table_pass(self, x2: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The whole layer for rows whose group is in the table, with fixed shapes and no
-        synchronisation: (logits, int8 status, bool miss) where ``miss`` marks the rows that
-        need a correction but whose group the table lacks (their outputs are not valid)."""
-        active = self.active(x2)
-        invalid = torch.isnan(y).any(dim=1) | torch.isnan(x2).any(dim=1)
-        need = (active & ~self.satisfied(y)).any(dim=1) & ~invalid
-        top = y.argmax(dim=1)
-        multi = active.sum(dim=1) > 1
-        key = self._table_key(active, top)
-        pos = torch.searchsorted(self._tab_keys, key).clamp(max=self._tab_cap - 1)
-        hit = (
-            (self._tab_keys[pos] == key)
-            & (self._tab_top[pos] == top)
-            & (self._tab_act[pos] == active).all(dim=1)
-        )
-        miss = need & multi & ~hit
-        sterm = self._single[active.to(torch.uint8).argmax(dim=1), top]
-        slot = torch.where(multi, self._tab_slot[pos], sterm.clamp(min=0))
-        st = torch.where(multi, self._tab_status[pos], torch.where(sterm < 0, _UNSAT, _CORRECTED))
-        perm = permute_logits(y, self._store_anc[slot], self._store_depth[slot])
-        tied = (st < _UNSAT) & (active & ~self.satisfied(perm)).any(dim=1)
-        st = torch.where(tied, _TIED, st)
-        st = torch.where(need, st, _UNCHANGED)
-        status = torch.where(invalid, _INVALID, st).to(torch.int8)
-        fixed = (status == _CORRECTED) | (status == _CORRECTED_LIMIT)
-        out = torch.where(fixed.unsqueeze(1), perm, y)
-        return out, status, miss
-
-    def _graph_for(self, x2: Tensor, y: Tensor) -> Any:
-        """:meth:`_table_pass` captured as a CUDA graph for this shape and dtype (cached;
-        the table's buffers are updated in place, and the cache is dropped when they are
-        reallocated or the layer moves)."""
-        key = (tuple(x2.shape), x2.dtype, tuple(y.shape), y.dtype, y.device)
-        hit = self._graphs.pop(key, None)
-        if hit is None:
-            sx, sy = x2.clone(), y.clone()
-            side = torch.cuda.Stream(device=y.device)
-            side.wait_stream(torch.cuda.current_stream(y.device))
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    self._table_pass(sx, sy)
-            torch.cuda.current_stream(y.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                outs = self._table_pass(sx, sy)
-            hit = (graph, sx, sy, outs)
-            while len(self._graphs) >= 8:
-                self._graphs.pop(next(iter(self._graphs)))
-        self._graphs[key] = hit  # most recently used last
-        graph, sx, sy, outs = hit
-
-        def replay(x2: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            sx.copy_(x2)
-            sy.copy_(y)
-            graph.replay()
-            return outs[0].clone(), outs[1].clone(), outs[2]
-
-        return replay
-
-    def _apply(self, fn: Any, recurse: bool = True) -> Any:
-        self._graphs.clear()  # captured graphs point at the old buffers
-        return super()._apply(fn, recurse)
-
     def _forward_dynamic(
         self, y: Tensor, active: Tensor, need: Tensor, invalid: Tensor
     ) -> SafeOutput:
@@ -645,121 +392,14 @@ class SafetyLayer(nn.Module):
         """First acyclic choice per group (phase 1: top class a root; phase 2: any).
 
         Returns the union adjacency of the choice (G, m, m) (empty where none) and a status
-        per group (int64): CORRECTED, CORRECTED_LIMIT, UNSATISFIABLE or SEARCH_LIMIT.
+        per group (int64): CORRECTED, CORRECTED_LIMIT, UNSATISFIABLE or SEARCH_LIMIT. See
+        :func:`~relucid.enforce.search.search`, here over this layer's term tables.
         """
-        G, K = act.shape
-        if static:
-            lvl_con = torch.arange(K, device=act.device).expand(G, K)
-            lvl_ok = act
-        else:
-            order = torch.argsort((~act).to(torch.uint8), dim=1, stable=True)
-            n = act.sum(dim=1)
-            L = int(n.max()) if G else 0
-            lvl_con = order[:, :L]
-            lvl_ok = torch.arange(L, device=act.device) < n.unsqueeze(1)
-        found1, adj1, trunc1 = self._beam(lvl_con, lvl_ok, top, True, static)
-        if static:
-            found2, adj2, trunc2 = self._beam(lvl_con, lvl_ok, top, False, static)
-        else:
-            found2 = torch.zeros_like(found1)
-            adj2 = torch.zeros_like(adj1)
-            trunc2 = torch.zeros_like(trunc1)
-            rest = (~found1).nonzero().squeeze(1)
-            if rest.numel():
-                f, ad, tr = self._beam(lvl_con[rest], lvl_ok[rest], top[rest], False, static)
-                found2[rest], adj2[rest], trunc2[rest] = f, ad, tr
-        f1 = found1.view(-1, 1, 1)
-        adj = (f1 & adj1) | (~f1 & adj2)  # boolean select (onnxruntime has no bool Where)
-        status = torch.where(
-            found1,
-            _CORRECTED,
-            torch.where(
-                found2,
-                torch.where(trunc1, _CORRECTED_LIMIT, _CORRECTED),
-                torch.where(trunc2, _LIMIT, _UNSAT),
-            ),
+        tables = TermTables(
+            self._con_terms, self._term_adj, self._term_root, self._empty_term, self.num_classes
         )
-        return adj, status
-
-    def _beam(
-        self, lvl_con: Tensor, lvl_ok: Tensor, top: Tensor, keep_top: bool, static: bool
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Level-wise beam search; see the module docstring. Chunked over groups if dynamic."""
-        G = lvl_con.shape[0]
-        m = self.num_classes
-        beta = self._con_terms.shape[1]
-        W = self.config.beam_width
-        per_group = W * (beta + 1) * m * m
-        step = G if static else max(1, self.config.chunk_elements // max(per_group, 1))
-        if step >= G:
-            return self._beam_chunk(lvl_con, lvl_ok, top, keep_top, static)
-        parts = [
-            self._beam_chunk(
-                lvl_con[s : s + step], lvl_ok[s : s + step], top[s : s + step], keep_top, static
-            )
-            for s in range(0, G, step)
-        ]
-        return tuple(torch.cat(p, dim=0) for p in zip(*parts, strict=True))  # type: ignore[return-value]
-
-    def _beam_chunk(
-        self, lvl_con: Tensor, lvl_ok: Tensor, top: Tensor, keep_top: bool, static: bool
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        G, L = lvl_con.shape
-        m = self.num_classes
-        dev = lvl_con.device
-        W = self.config.beam_width
-        # partial unions as 0/1 float adjacency: every graph step below is a matrix product
-        frontier = torch.zeros((G, 1, m, m), dtype=torch.float32, device=dev)
-        valid = torch.ones((G, 1), dtype=torch.bool, device=dev)
-        trunc = torch.zeros((G,), dtype=torch.bool, device=dev)
-        empty = self._empty_term
-        for lvl in range(L):
-            terms = self._con_terms.index_select(0, lvl_con[:, lvl])  # (G, beta), -1 padded
-            beta = terms.shape[1]
-            allowed = terms >= 0
-            if keep_top:
-                allowed = allowed & self._term_root[terms.clamp(min=0), top.unsqueeze(1)]
-            skip = ~lvl_ok[:, lvl].unsqueeze(1)  # an inactive level: only the empty term
-            first = torch.arange(beta, device=dev) == 0
-            terms = torch.where(skip, torch.where(first, empty, -1), terms)
-            allowed = (skip & first) | (~skip & allowed)
-            tadj = self._term_adj.index_select(0, terms.clamp(min=0).reshape(-1))
-            tadj = tadj.view(G, beta, m, m).to(torch.float32)
-            w = frontier.shape[1]
-            cvalid = valid.unsqueeze(2) & allowed.unsqueeze(1)  # (G, w, beta)
-            if lvl == 0:  # the frontier is empty and every term is acyclic
-                acyclic = torch.ones((G, w, beta), dtype=torch.bool, device=dev)
-            else:
-                acyclic = _union_acyclic(frontier, tadj, static)
-            ok = (cvalid & acyclic).reshape(G, w * beta)  # lexicographic order
-            trunc = trunc | (ok.sum(dim=1) > W)
-            keep = ok & (ok.cumsum(dim=1) <= W)
-            w2 = min(W, w * beta)
-            if static:
-                # slot s receives the s-th kept candidate: 0/1 selection matrices, no sort
-                slot = ok.cumsum(dim=1) - 1
-                sel = keep.unsqueeze(2) & (slot.unsqueeze(2) == torch.arange(w2, device=dev))
-                valid = sel.any(dim=1)
-                sel = sel.to(torch.float32).view(G, w, beta, w2)
-                pick_f = sel.sum(dim=2).transpose(1, 2)  # (G, w2, w)
-                pick_t = sel.sum(dim=1).transpose(1, 2)  # (G, w2, beta)
-                frontier = torch.maximum(
-                    (pick_f @ frontier.reshape(G, w, m * m)).view(G, w2, m, m),
-                    (pick_t @ tadj.reshape(G, beta, m * m)).view(G, w2, m, m),
-                )
-            else:
-                src = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :w2]
-                valid = keep.gather(1, src)
-                base = torch.arange(G, device=dev).unsqueeze(1)
-                fi = (base * w + torch.div(src, beta, rounding_mode="floor")).reshape(-1)
-                ti = (base * beta + src % beta).reshape(-1)
-                frontier = torch.maximum(
-                    frontier.reshape(G * w, m, m).index_select(0, fi),
-                    tadj.reshape(G * beta, m, m).index_select(0, ti),
-                ).view(G, w2, m, m)
-                if not bool(valid.any()):
-                    break
-        return valid[:, 0], frontier[:, 0] > 0.5, trunc
+        cfg = self.config
+        return search(tables, act, top, static, cfg.beam_width, cfg.chunk_elements)
 
     # -- reporting -------------------------------------------------------------------------
     def report(self) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """What the safety layer returns and how it is configured: statuses, output, settings.
 
 Split from :mod:`relucid.enforce.layer` (the algorithm) so that callers reading results need
-not look at the search.
+not look at the search. Also the statuses as plain ints, for the tensor code of the layer,
+its search (:mod:`~relucid.enforce.search`) and its table (:mod:`~relucid.enforce.table`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class SafetyStatus(IntEnum):
     """Bottom: the chosen order needs strictly separated values that tied logits cannot give."""
     INVALID = 6
     """Bottom: NaN in the input or the logits."""
+
+
+# plain ints of the statuses, for tensor code
+_UNCHANGED, _CORRECTED, _CORRECTED_LIMIT, _UNSAT, _LIMIT, _TIED, _INVALID = (
+    int(s) for s in SafetyStatus
+)
 
 
 class SafeOutput(NamedTuple):
