@@ -122,6 +122,27 @@ def test_agreement_order_tries_the_least_agreed_neurons_first(
         NapLearner("coarsen", order="best")  # type: ignore[arg-type]
 
 
+def test_start_timeout_applies_to_the_refined_nap_only() -> None:
+    net, X, y = data()
+
+    class Recording(MilpVerifier):
+        def __init__(self, seed: int) -> None:
+            super().__init__(seed=seed)
+            self.limits: list[float | None] = []
+
+        def verify_nap(self, net, query, timeout=None):  # type: ignore[no-untyped-def]
+            self.limits.append(timeout)
+            return super().verify_nap(net, query, timeout)
+
+    rec = Recording(seed=3)
+    learner = NapLearner("coarsen", timeout=20, start_timeout=45, verifier=rec)
+    learner.fit(net, X, y, 1)
+    assert rec.limits[0] == 45 and len(rec.limits) > 1 and set(rec.limits[1:]) == {20}
+    # too little time for the first call: the error says so and names the remedy
+    with pytest.raises(NotASpecificationError, match="start_timeout"):
+        NapLearner("coarsen", timeout=20, start_timeout=1e-9).fit(net, X, y, 1)
+
+
 def test_optadvprune_result_is_a_specification() -> None:
     net, X, y = data()
     learner = NapLearner("optadvprune", timeout=30).fit(net, X, y, 1)

@@ -50,6 +50,10 @@ def nap_learn_cmd(
     ] = "coarsen",
     delta: Annotated[float, typer.Option(help="Refined-NAP threshold.")] = 0.95,
     timeout: Annotated[float, typer.Option(help="Seconds per verifier call.")] = 300.0,
+    start_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds for the first call, the refined NAP's (default: --timeout)."),
+    ] = None,
     labels: Annotated[
         str, typer.Option(help="Mine from the dataset's labels or the model's predictions.")
     ] = "dataset",
@@ -119,6 +123,7 @@ def nap_learn_cmd(
                 method,  # type: ignore[arg-type]
                 delta=delta,
                 timeout=timeout,
+                start_timeout=timeout if start_timeout is None else start_timeout,
                 backend=backend,
                 order=order,  # type: ignore[arg-type]
                 checkpoint=checkpoint,

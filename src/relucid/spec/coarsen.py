@@ -181,8 +181,11 @@ class VerdictCache:
         self._record(nap, VerifyResult(Status.FALSIFIED, "replay", 0.0, reason, cex))
         return True
 
-    def result(self, nap: Int8Array) -> tuple[Status, FloatArray | None]:
-        """The verdict of ``nap`` and, when FALSIFIED, its (replayed) counterexample."""
+    def result(
+        self, nap: Int8Array, timeout: float | Literal["same"] | None = "same"
+    ) -> tuple[Status, FloatArray | None]:
+        """The verdict of ``nap`` and, when FALSIFIED, its (replayed) counterexample;
+        ``timeout`` overrides the run's limit for this call."""
         key = nap_key(nap)
         hit = self.verdicts.get(key)
         if hit is None and self._reuse(nap):
@@ -192,7 +195,8 @@ class VerdictCache:
         if hit is not None:
             cex = hit.get("counterexample")
             return Status(hit["status"]), None if cex is None else np.asarray(cex, np.float64)
-        res = self.verifier.verify_nap(self.net, self._query(nap), self.timeout)
+        limit = self.timeout if timeout == "same" else timeout
+        res = self.verifier.verify_nap(self.net, self._query(nap), limit)
         self.calls += 1
         self.seconds += res.seconds
         self._record(nap, res)
@@ -415,6 +419,9 @@ class NapLearner:
         neurons from adversarial examples, then counterexample-guided verification).
     delta : the refined NAP's threshold (section 3).
     timeout : seconds per verifier call; UNKNOWN keeps a neuron fixed.
+    start_timeout : seconds for the first call, the refined NAP's (default: ``timeout``).
+        Without its VERIFIED there is nothing to coarsen, and on a large network it costs
+        more than the calls after it (the verifier's model is built then).
     backend : verifier backend name (:func:`~relucid.verify.get_verifier`), or pass
         ``verifier`` directly.
     order : neurons tried in flat index order (``"index"``), shuffled with ``random_state``
@@ -446,6 +453,7 @@ class NapLearner:
         *,
         delta: float = 0.95,
         timeout: float | None = 300.0,
+        start_timeout: float | Literal["same"] | None = "same",
         backend: str = "milp",
         verifier: Verifier | None = None,
         order: Literal["index", "random", "agreement"] = "agreement",
@@ -465,6 +473,7 @@ class NapLearner:
         self.method = method
         self.delta = delta
         self.timeout = timeout
+        self.start_timeout = start_timeout
         self.backend = backend
         self.verifier = verifier
         self.order = order
@@ -538,11 +547,12 @@ class NapLearner:
             on_call=self.on_call,
             executor=executor,
         )
-        start = oracle(refined.nap)
+        start, _ = oracle.result(refined.nap, self.start_timeout)
         if start is not Status.VERIFIED:
+            hint = " (give its call more time: start_timeout)" if start is Status.UNKNOWN else ""
             raise NotASpecificationError(
                 f"the refined NAP of class {label} (delta {self.delta}, |P| = {refined.size}) "
-                f"is {start.value}, not verified: no specification to coarsen"
+                f"is {start.value}, not verified: no specification to coarsen{hint}"
             )
         fixed = np.flatnonzero(refined.nap >= 0)
         if self.order == "random":
