@@ -182,6 +182,8 @@ def main() -> None:
     ds = nap_data("wbc")
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     mnist_on = args.mnist or args.mnist_only
+    # the table not run this time keeps its saved rows (and their settings)
+    kept_mnist = [] if mnist_on else [r for r in old.get("rows", []) if r["network"] != "wbc-4x32"]
     done: list[dict[str, Any]] = []
     wbc_s = 0.0
 
@@ -196,10 +198,13 @@ def main() -> None:
             "timeout_s": args.timeout,
             "workers": args.workers,
             "command": " ".join(["python", *sys.argv]),
-            "mnist_timeout_s": args.mnist_timeout if mnist_on else None,
-            "mnist_split": nap_data("mnist").description if mnist_on else None,
+            "mnist_timeout_s": args.mnist_timeout if mnist_on else old.get("mnist_timeout_s"),
+            "mnist_split": nap_data("mnist").description if mnist_on else old.get("mnist_split"),
+            "mnist_command": " ".join(["python", *sys.argv])
+            if mnist_on
+            else old.get("mnist_command"),
             "wbc_table_wall_s": round(wbc_s, 1),
-            "rows": done + more,
+            "rows": done + more + kept_mnist,
         }
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(out, indent=1) + "\n")
