@@ -98,8 +98,10 @@ class NearestRegionMILP:
         left = deadline - time.perf_counter()
         if left <= 0:
             return None, "budget", "no time left for the MILP"
-        h.setOptionValue("time_limit", h.getRunTime() + left)
-        model._deadline = time.perf_counter() + left
+        # the last 5% is kept for the local search on the MILP's answer
+        milp_left = 0.95 * left if objective == "hamming" else left
+        h.setOptionValue("time_limit", h.getRunTime() + milp_left)
+        model._deadline = time.perf_counter() + milp_left
         h.run()
         ms = highspy.HighsModelStatus
         status = h.getModelStatus()
@@ -136,7 +138,7 @@ class NearestRegionMILP:
         undone = 0
         if not proved and objective == "hamming":
             before = int(np.sum(q != p))
-            q = self.descend(q, p, target, stats, time.perf_counter() + max(1.0, 0.1 * left))
+            q = self.descend(q, p, target, stats, max(deadline, time.perf_counter() + 0.05))
             undone = before - int(np.sum(q != p))
         value = float(h.getInfo().objective_function_value)
         if objective == "hamming":
