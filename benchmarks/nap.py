@@ -164,6 +164,7 @@ def main() -> None:
     ap.add_argument("--mnist", action="store_true", help="Also Table 2 on mnist-net_256x4.")
     ap.add_argument("--mnist-methods", default="group,stochastic,optadvprune")
     ap.add_argument("--mnist-timeout", type=float, default=60.0)
+    ap.add_argument("--mnist-labels", default="0,1,4")
     ap.add_argument(
         "--mnist-only",
         action="store_true",
@@ -234,7 +235,7 @@ def main() -> None:
             "mnist-256x4",
             mnist,
             nap_data("mnist"),
-            (0, 1, 4),
+            tuple(int(c) for c in args.mnist_labels.split(",")),
             tuple(args.mnist_methods.split(",")),
             args.mnist_timeout,
             args.delta,
