@@ -19,6 +19,10 @@ import highspy
 import numpy as np
 from numpy.typing import NDArray
 
+#: Margin (relative to each row's norm and offset) that pushes a counterfactual strictly
+#: inside its region and strictly into the target class.
+MARGIN = 1e-7
+
 if TYPE_CHECKING:
     from relucid.explain.whynot import Objective, WhyNotExplainer
 
@@ -138,8 +142,11 @@ class NearestRegionMILP:
         undone = 0
         if not proved and objective == "hamming":
             before = int(np.sum(q != p))
-            q = self.descend(q, p, target, stats, max(deadline, time.perf_counter() + 0.05))
-            undone = before - int(np.sum(q != p))
+            shorter = self.descend(q, p, target, stats, max(deadline, time.perf_counter() + 0.05))
+            # kept only if an input of it is confirmed (why_not confirms again)
+            if self.ex._counterfactual(shorter, target, x, stats) is not None:
+                q = shorter
+                undone = before - int(np.sum(q != p))
         value = float(h.getInfo().objective_function_value)
         if objective == "hamming":
             value += float(p.sum())  # back to the Hamming distance
@@ -171,8 +178,9 @@ class NearestRegionMILP:
         self, q: BoolArray, p: BoolArray, target: int, stats: dict, deadline: float
     ) -> BoolArray:
         """Local search: set flipped neurons back to ``p``'s state one at a time while the
-        region stays non-empty with ``target`` winning (one LP each), until no single one
-        can be (or the deadline). Returns a pattern at most as far from ``p`` as ``q``."""
+        region keeps an interior where ``target`` wins (one LP each, rows shrunk by the
+        counterfactual's margin: a flat region has no input to confirm), until no single
+        one can be (or the deadline). Returns a pattern at most as far from ``p`` as ``q``."""
         q = q.copy()
         changed = True
         while changed:
@@ -182,7 +190,7 @@ class NearestRegionMILP:
                     return q
                 trial = q.copy()
                 trial[j] = p[j]
-                if self.ex._feasible(trial, target, stats):
+                if self.ex._feasible(trial, target, stats, MARGIN):
                     q, changed = trial, True
         return q
 

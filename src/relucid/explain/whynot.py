@@ -47,6 +47,7 @@ from numpy.typing import ArrayLike, NDArray
 from relucid.domain import Box, as_box
 from relucid.errors import InputError, SolverError
 from relucid.explain.answer import FlippedNeuron, WhyNotExplanation
+from relucid.explain.nearest import MARGIN as _MARGIN
 from relucid.explain.nearest import NearestRegionMILP
 from relucid.lp import LinearProgram, LPStatus
 from relucid.network import ReluNetwork
@@ -62,10 +63,6 @@ BoolArray = NDArray[np.bool_]
 Strategy = Literal["milp", "hamming", "facet"]
 STRATEGIES: tuple[Strategy, ...] = ("milp", "hamming", "facet")
 Objective = Literal["hamming", "l1", "linf"]
-
-#: Margin (relative to each row's norm and offset) that pushes a counterfactual strictly
-#: inside its region and strictly into the target class.
-_MARGIN = 1e-7
 
 
 class WhyNotExplainer:
@@ -155,8 +152,10 @@ class WhyNotExplainer:
                 return near[0]
         return None
 
-    def _feasible(self, pattern: BoolArray, target: int, stats: dict) -> bool:
-        (poly, b), _ = self._rows(pattern, target, 0.0)
+    def _feasible(self, pattern: BoolArray, target: int, stats: dict, margin: float = 0.0) -> bool:
+        """Whether ``pattern``'s region holds a domain input where ``target`` wins; with a
+        ``margin``, strictly inside every neuron and class row (no flat region)."""
+        (poly, b), _ = self._rows(pattern, target, margin)
         lp = LinearProgram(poly.A, b, col_lo=self.domain.lo, col_hi=self.domain.hi)
         stats["lps"] = stats.get("lps", 0) + 1
         return bool(lp.feasible())
