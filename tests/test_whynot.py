@@ -356,3 +356,20 @@ def test_milp_distance_objectives_match_brute_force(norm: str) -> None:
                     assert got <= want + 1e-4
             checked += 1
     assert checked >= 4
+
+
+def test_milp_answers_on_the_wbc_network_are_confirmed() -> None:
+    """Local search must not land on a flat region (no input to confirm): the seeded WBC
+    network's queries that once came back without a counterfactual."""
+    from relucid.datasets import wbc_network
+
+    net, split = wbc_network(random_state=0)
+    ex = WhyNotExplainer(net)
+    for i in (3, 5, 7):
+        x = split.X_test[i]
+        t = 1 - int(ex.classify(x)[0])
+        r = ex.why_not(x, t, timeout=3, details=False)
+        assert r.outcome == "found", r.reason
+        assert r.counterfactual is not None and int(ex.classify(r.counterfactual)[0]) == t
+        assert np.array_equal(net.patterns(r.counterfactual)[0], r.target_pattern)
+        assert r.lower_bound is not None and r.lower_bound <= (r.hamming or 0)
