@@ -165,6 +165,7 @@ def main() -> None:
     ap.add_argument("--mnist-methods", default="group,stochastic,optadvprune")
     ap.add_argument("--mnist-timeout", type=float, default=60.0)
     ap.add_argument("--mnist-labels", default="0,1,4")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="The results file.")
     ap.add_argument(
         "--mnist-only",
         action="store_true",
@@ -181,7 +182,8 @@ def main() -> None:
     t0 = time.perf_counter()
     net, _ = wbc_network(random_state=0)
     ds = nap_data("wbc")
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results: Path = args.out
+    old = json.loads(results.read_text()) if results.exists() else {}
     mnist_on = args.mnist or args.mnist_only
     # the table not run this time keeps its saved rows (and their settings)
     kept_mnist = [] if mnist_on else [r for r in old.get("rows", []) if r["network"] != "wbc-4x32"]
@@ -207,8 +209,8 @@ def main() -> None:
             "wbc_table_wall_s": round(wbc_s, 1),
             "rows": done + more + kept_mnist,
         }
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+        results.parent.mkdir(exist_ok=True)
+        results.write_text(json.dumps(out, indent=1) + "\n")
 
     if args.mnist_only:
         done = [r for r in old.get("rows", []) if r["network"] == "wbc-4x32"]
@@ -267,7 +269,7 @@ def main() -> None:
     console.print(table)
     console.print(f"WBC table: {wbc_s:.1f} s")
     save([])
-    console.print(f"wrote {RESULTS}")
+    console.print(f"wrote {results}")
 
 
 if __name__ == "__main__":
