@@ -64,8 +64,11 @@ def run_table(
     console: Console,
     workers: int = 1,
     on_row: Callable[[list[dict[str, Any]]], None] | None = None,
+    checkpoints: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them)."""
+    """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
+    With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
+    run resumes where it stopped (its wall time then counts only the resumed part)."""
     rows: list[dict[str, Any]] = []
     checker = MilpVerifier(seed=11)
     for c in labels:
@@ -92,6 +95,9 @@ def run_table(
                         start_timeout=max(timeout, 60.0),
                         executor=where or "serial",
                         workers=workers if where else None,
+                        checkpoint=None
+                        if checkpoints is None
+                        else checkpoints / f"{name}-label{c}-{method}-t{timeout:g}.json",
                     )
                     learner.fit(net, ds.X_train, ds.y_train, c)
                     spec = learner.spec_
@@ -167,6 +173,12 @@ def main() -> None:
     ap.add_argument("--mnist-labels", default="0,1,4")
     ap.add_argument("--out", type=Path, default=RESULTS, help="The results file.")
     ap.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="Folder for the learners' checkpoint files: a killed run resumes (long MNIST runs).",
+    )
+    ap.add_argument(
         "--mnist-only",
         action="store_true",
         help="Only Table 2; the saved WBC rows are kept in the results file.",
@@ -183,6 +195,8 @@ def main() -> None:
     net, _ = wbc_network(random_state=0)
     ds = nap_data("wbc")
     results: Path = args.out
+    if args.checkpoints is not None:
+        args.checkpoints.mkdir(parents=True, exist_ok=True)
     old = json.loads(results.read_text()) if results.exists() else {}
     mnist_on = args.mnist or args.mnist_only
     # the table not run this time keeps its saved rows (and their settings)
@@ -243,6 +257,7 @@ def main() -> None:
             args.delta,
             console,
             on_row=save,
+            checkpoints=args.checkpoints,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")
