@@ -14,25 +14,12 @@ freeing any one more neuron of the result fails (unless a verdict was UNKNOWN).
 block only when that fails; a neuron stays fixed only when its singleton block failed, so the
 same argument gives the same minimality with far fewer calls when most neurons can go.
 
-**Resumable.** Every verdict is cached by its NAP and written to the checkpoint file (atomic
-replace) after each call. The algorithms are deterministic given the verdicts, so a killed run
-restarted with the same checkpoint replays the cached verdicts without calling the verifier
-and continues where it stopped, to the same result.
-
-**Counterexamples are reused.** A NAP coarser than a falsified one is falsified by the same
-input; before calling the verifier, the cache replays every counterexample it holds against
-the new NAP (a forward pass) and answers FALSIFIED, without a call, when one obeys it.
-
-**Parallel calls.** Where the algorithm has independent queries (the samples of one
-STOCHCOARSEN round, the two halves of a failed block), they go to an executor
-(:mod:`relucid.spec.executor`: a process pool or Ray) together; the verdicts are cached like
-any other, so the result does not depend on where they ran.
+The verifier calls go through :class:`~relucid.spec.verdicts.VerdictCache` (cached,
+checkpointed so a killed run resumes, counterexamples reused, independent calls run together).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,192 +32,35 @@ from relucid.domain import Box
 from relucid.errors import InputError, RelucidError
 from relucid.network import ReluNetwork
 from relucid.spec.nap import NapSpec, refined_nap
+from relucid.spec.verdicts import OnCall, VerdictCache, nap_key
 from relucid.verify.backends import get_verifier
-from relucid.verify.query import NapQuery, Status, Verifier, VerifyResult
+from relucid.verify.query import NapQuery, Status, Verifier
 
 if TYPE_CHECKING:
     from relucid.spec.executor import Executor
 
 Int8Array = NDArray[np.int8]
 FloatArray = NDArray[np.float64]
+
+__all__ = [
+    "METHODS",
+    "NapLearner",
+    "NotASpecificationError",
+    "OnCall",
+    "VerdictCache",
+    "coarsen",
+    "group_coarsen",
+    "nap_key",
+    "opt_adv_prune",
+    "stoch_coarsen",
+]
+
 Method = Literal["coarsen", "group", "stochastic", "optadvprune"]
 METHODS: tuple[Method, ...] = ("coarsen", "group", "stochastic", "optadvprune")
-
-#: on_call(calls, size, status): after every verifier call (progress bars).
-OnCall = Callable[[int, int, Status], None]
 
 
 class NotASpecificationError(RelucidError):
     """The NAP to start from is not proved to be a specification (the verdict says why)."""
-
-
-def nap_key(nap: Int8Array) -> str:
-    """A readable key of a NAP: ``+`` active, ``0`` inactive, ``.`` free, per neuron."""
-    return "".join("+" if v == 1 else "0" if v == 0 else "." for v in nap.tolist())
-
-
-class VerdictCache:
-    """Verifier calls for one (network, class, domain), cached and checkpointed.
-
-    Parameters
-    ----------
-    net, label, domain : what every query is about.
-    verifier, timeout : the backend and its seconds per query.
-    hints : inputs known to obey the starting NAP (they obey every coarser one), passed
-        to the verifier as attack starts and non-emptiness witnesses.
-    checkpoint : JSON file rewritten after every call, read back when it exists.
-    tag : what the checkpoint must have been written for (method, start NAP); a file
-        written for something else is refused rather than mixed in.
-    """
-
-    def __init__(
-        self,
-        net: ReluNetwork,
-        label: int,
-        domain: Box,
-        verifier: Verifier,
-        timeout: float | None,
-        *,
-        hints: ArrayLike | None = None,
-        checkpoint: str | Path | None = None,
-        tag: dict[str, Any] | None = None,
-        on_call: OnCall | None = None,
-        executor: Executor | None = None,
-    ) -> None:
-        self.net, self.label, self.domain = net, int(label), domain
-        self.executor = executor
-        self.verifier, self.timeout = verifier, timeout
-        self.hints = None if hints is None else np.atleast_2d(np.asarray(hints, np.float64))
-        self.path = None if checkpoint is None else Path(checkpoint)
-        self.tag = {"fingerprint": net.fingerprint(), "label": self.label, **(tag or {})}
-        self.on_call = on_call
-        self.verdicts: dict[str, dict[str, Any]] = {}
-        self.calls = 0  # verifier calls made by this run
-        self.replayed = 0  # verdicts answered from the cache (checkpoint or this run)
-        self.reused = 0  # FALSIFIED by an earlier query's counterexample, without a call
-        self.seconds = 0.0
-        self._cex: list[FloatArray] = []
-        if self.path is not None and self.path.exists():
-            self._load()
-
-    def _load(self) -> None:
-        assert self.path is not None
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read the checkpoint {self.path}: {exc}") from exc
-        if data.get("tag") != json.loads(json.dumps(self.tag)):
-            raise InputError(
-                f"the checkpoint {self.path} was written for another run "
-                f"({data.get('tag')}); remove it or name another file"
-            )
-        self.verdicts = dict(data.get("verdicts", {}))
-        self._cex = [
-            np.asarray(v["counterexample"], np.float64)
-            for v in self.verdicts.values()
-            if v.get("counterexample") is not None
-        ]
-
-    def _save(self) -> None:
-        if self.path is None:
-            return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"tag": self.tag, "verdicts": self.verdicts}))
-        os.replace(tmp, self.path)
-
-    def __call__(self, nap: Int8Array) -> Status:
-        return self.result(nap)[0]
-
-    def _query(self, nap: Int8Array) -> NapQuery:
-        return NapQuery(nap, self.label, self.domain, hints=self.hints)
-
-    def _known_counterexample(self, nap: Int8Array) -> FloatArray | None:
-        """A counterexample of an earlier query that this NAP's query admits too (the
-        replay: it obeys this NAP and is misclassified), or None. Freeing neurons only
-        enlarges the set of inputs that obey a NAP, so every NAP coarser than a falsified
-        one is answered here without a verifier call."""
-        if not self._cex:
-            return None
-        X = np.vstack(self._cex)
-        q = self._query(nap)
-        bad = q.obeys(self.net, X) & q.misclassified(self.net.forward(X))
-        hit = np.flatnonzero(bad)
-        return X[hit[0]] if hit.size else None
-
-    def _record(self, nap: Int8Array, res: VerifyResult) -> None:
-        self.verdicts[nap_key(nap)] = {
-            "status": res.status.value,
-            "seconds": round(res.seconds, 4),
-            "reason": res.reason,
-            "size": int((nap >= 0).sum()),
-            "backend": res.backend,
-            "counterexample": None if res.counterexample is None else res.counterexample.tolist(),
-        }
-        if res.counterexample is not None:
-            self._cex.append(np.asarray(res.counterexample, np.float64))
-        self._save()
-        if self.on_call is not None:
-            self.on_call(len(self.verdicts), int((nap >= 0).sum()), res.status)
-
-    def _reuse(self, nap: Int8Array) -> bool:
-        cex = self._known_counterexample(nap)
-        if cex is None:
-            return False
-        self.reused += 1
-        reason = "a counterexample found for an earlier query obeys this NAP (replayed)"
-        self._record(nap, VerifyResult(Status.FALSIFIED, "replay", 0.0, reason, cex))
-        return True
-
-    def result(
-        self, nap: Int8Array, timeout: float | Literal["same"] | None = "same"
-    ) -> tuple[Status, FloatArray | None]:
-        """The verdict of ``nap`` and, when FALSIFIED, its (replayed) counterexample;
-        ``timeout`` overrides the run's limit for this call."""
-        key = nap_key(nap)
-        hit = self.verdicts.get(key)
-        if hit is None and self._reuse(nap):
-            hit = self.verdicts[key]
-        elif hit is not None:
-            self.replayed += 1
-        if hit is not None:
-            cex = hit.get("counterexample")
-            return Status(hit["status"]), None if cex is None else np.asarray(cex, np.float64)
-        limit = self.timeout if timeout == "same" else timeout
-        res = self.verifier.verify_nap(self.net, self._query(nap), limit)
-        self.calls += 1
-        self.seconds += res.seconds
-        self._record(nap, res)
-        return res.status, res.counterexample
-
-    def prefetch(self, naps: Sequence[Int8Array]) -> None:
-        """Decide these NAPs' queries at once through the executor (when it has several
-        workers), so that later :meth:`result` calls find them cached."""
-        if self.executor is None or self.executor.workers <= 1:
-            return
-        todo: dict[str, Int8Array] = {}
-        for nap in naps:
-            key = nap_key(nap)
-            if key not in self.verdicts and key not in todo and not self._reuse(nap):
-                todo[key] = nap
-        if len(todo) < 2:
-            return
-        results = self.executor.map(self.net, [self._query(n) for n in todo.values()], self.timeout)
-        for nap, res in zip(todo.values(), results, strict=True):
-            self.calls += 1
-            self.seconds += res.seconds
-            self._record(nap, res)
-
-    def record(self, nap: Int8Array) -> dict[str, Any]:
-        """The cached verdict of ``nap`` with the NAP itself (for a spec's provenance)."""
-        rec = {"nap_key": nap_key(nap), **self.verdicts[nap_key(nap)]}
-        rec.pop("counterexample", None)
-        return rec
-
-    def counts(self) -> dict[str, int]:
-        out = {s.value: 0 for s in Status}
-        for v in self.verdicts.values():
-            out[v["status"]] += 1
-        return out
 
 
 def coarsen(
