@@ -68,10 +68,21 @@ TimeoutOpt = Annotated[float, typer.Option(help="Seconds per query; UNKNOWN afte
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")]
 
 
-def verdict_out(payload: dict[str, object], text: str, as_json: bool, ok: bool) -> None:
+ModelOpt = Annotated[
+    Path, typer.Option(help="Network file: .onnx, .nnet, or a torch state dict (.pt).")
+]
+
+
+def report_out(payload: object, text: str, as_json: bool) -> None:
+    """The result as JSON on stdout (``--json``) or as readable text."""
     if as_json:
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         console.print(text, markup=False, highlight=False)
+
+
+def verdict_out(payload: dict[str, object], text: str, as_json: bool, ok: bool) -> None:
+    """:func:`report_out`, then exit code 1 unless ``ok``."""
+    report_out(payload, text, as_json)
     if not ok:
         raise typer.Exit(code=1)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from relucid.cli.common import (
+    ModelOpt,
     console,
     err_console,
     fail,
     load_model,
     parse_domain,
     parse_floats,
+    report_out,
 )
 from relucid.errors import RelucidError
 from relucid.explain import Explainer, ExplainerConfig
@@ -26,9 +26,7 @@ explain_app = typer.Typer(help="Exact explanations of a network's decisions.", n
 
 @explain_app.command("why")
 def explain_why(
-    model: Annotated[
-        Path, typer.Option(help="Network file: .onnx, .nnet, or a torch state dict (.pt).")
-    ],
+    model: ModelOpt,
     input: Annotated[
         str,
         typer.Option(
@@ -64,10 +62,7 @@ def explain_why(
             expl = explainer.why(x)
     except RelucidError as exc:
         raise fail(str(exc)) from exc
-    if as_json:
-        sys.stdout.write(json.dumps(expl.to_dict(), indent=2) + "\n")
-    else:
-        console.print(expl.to_text(max_terms=max_terms), highlight=False, markup=False)
+    report_out(expl.to_dict(), expl.to_text(max_terms=max_terms), as_json)
 
 
 def _why_not_setup(
@@ -84,9 +79,7 @@ def _why_not_setup(
 
 @explain_app.command("why-not")
 def explain_why_not(
-    model: Annotated[
-        Path, typer.Option(help="Network file: .onnx, .nnet, or a torch state dict (.pt).")
-    ],
+    model: ModelOpt,
     input: Annotated[str, typer.Option("--input", help="The input: 'v1,v2,...' or @FILE.")],
     target: Annotated[int, typer.Option(help="The class c' to ask about: why not c'?")],
     strategy: Annotated[
@@ -114,17 +107,12 @@ def explain_why_not(
             res = ex.why_not(x, target, strategy, objective=objective, timeout=timeout)  # type: ignore[attr-defined]
     except RelucidError as exc:
         raise fail(str(exc)) from exc
-    if as_json:
-        sys.stdout.write(json.dumps(res.to_dict(), indent=2) + "\n")
-    else:
-        console.print(res.to_text(), highlight=False, markup=False)
+    report_out(res.to_dict(), res.to_text(), as_json)
 
 
 @explain_app.command("plot")
 def explain_plot(
-    model: Annotated[
-        Path, typer.Option(help="Network file: .onnx, .nnet, or a torch state dict (.pt).")
-    ],
+    model: ModelOpt,
     input: Annotated[str, typer.Option("--input", help="The input: 'v1,v2,...' or @FILE.")],
     out: Annotated[Path, typer.Option(help="The PNG to write.")],
     target: Annotated[

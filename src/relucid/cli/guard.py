@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from relucid.cli.common import (
+    ModelOpt,
     console,
     err_console,
     fail,
+    report_out,
 )
 from relucid.errors import RelucidError
 
@@ -20,9 +20,6 @@ guard_app = typer.Typer(
     help="Enforce safe-ordering constraints on a classifier's outputs.", no_args_is_help=True
 )
 
-ModelOpt = Annotated[
-    Path, typer.Option(help="Network file: .onnx, .nnet, or a torch state dict (.pt).")
-]
 ConstraintsOpt = Annotated[
     Path, typer.Option(help="Safe-ordering constraints in relucid's text format.")
 ]
@@ -55,10 +52,7 @@ def guard_check_cmd(
             )
     except RelucidError as exc:
         raise fail(str(exc)) from exc
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
-    else:
-        console.print(report.to_text(), markup=False, highlight=False)
+    report_out(report.to_dict(), report.to_text(), as_json)
 
 
 @guard_app.command("export")
