@@ -198,6 +198,8 @@ class WhyNotExplainer:
         p = net.patterns(x1)[0]
         stats: dict[str, float] = {"lps": 0}
         deadline = t0 + timeout
+        # the sense of "nearest": hamming and facet count flipped neurons whatever objective
+        sense: Objective = objective if strategy == "milp" else "hamming"
         # 1. the same region
         found: BoolArray | None = None
         how: str = strategy
@@ -206,9 +208,9 @@ class WhyNotExplainer:
             cf = self._counterfactual(p, target, x1, stats)
             if cf is not None:
                 found, how = p, "same-region"
-                if strategy != "milp" or objective == "hamming":
+                if sense == "hamming":
                     stats["bound"], stats["proved"] = 0.0, 1.0
-        elif strategy != "milp" or objective == "hamming":
+        elif sense == "hamming":
             stats["bound"] = 1.0  # x's own region is out: at least one neuron flips
         outcome: Literal["found", "impossible", "budget"] = "budget"
         reason = ""
@@ -252,7 +254,7 @@ class WhyNotExplainer:
             stats,
             t0,
             details,
-            objective if strategy == "milp" else "hamming",
+            sense,
         )
 
     # -- strategies -----------------------------------------------------------------------------
