@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from relucid import Box, InputError, LPStatus, ReluNetwork, local_affine, region
-from relucid.verify.milp import NetworkMILP
+from relucid.lp import LinearProgram
+from relucid.verify.milp import LpSnapshot, NetworkMILP
 
 
 def tiny_net(seed: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> ReluNetwork:
@@ -93,6 +94,70 @@ def test_milp_maximum_equals_pattern_enumeration(
     assert c_y @ y == pytest.approx(res.value, abs=1e-6)
     z = np.concatenate([v[0] for v in net.pre_activations(res.x[None, :])])
     assert (z[nap == 1] >= -1e-7).all() and (z[nap == 0] <= 1e-7).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 3),
+    st.lists(st.integers(1, 4), min_size=1, max_size=2),
+    st.integers(2, 3),
+    st.integers(0, 2**31 - 1),
+)
+def test_relaxation_lower_bound_is_below_the_true_minimum(
+    seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
+) -> None:
+    # The warm LP relaxation kept beside a MILP (verifier sequences) proves lower bounds:
+    # never above the exact minimum over the patterns the NAP allows, and after NAP and
+    # bound changes on the parent model it still bounds the new query.
+    net = tiny_net(seed, n_in, tuple(hidden), n_out)
+    box = net.domain
+    assert box is not None
+    rng = np.random.default_rng(nap_seed)
+    milp = NetworkMILP(net, box, interval_bounds(net, box))
+    relax = milp.relaxation()
+    for _ in range(3):
+        nap = rng.choice(np.array([-1, -1, 0, 1], dtype=np.int8), size=net.num_hidden)
+        milp.set_nap(nap)
+        milp.set_bounds(interval_bounds(net, box))
+        for _ in range(2):
+            c_y = rng.normal(size=n_out)
+            low = relax.lower_bound(c_y, 30)
+            exact_min = -brute_force_max(net, box, -c_y, nap)
+            if low is None:  # the relaxation stopped without an optimum (infeasible)
+                continue
+            assert low <= exact_min + 1e-9
+            # The LP optimum and the dual bound agree up to rounding.
+            assert low == pytest.approx(relax.lp.highs.getInfo().objective_function_value, abs=1e-7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 2.0))
+def test_dual_bound_is_valid_for_any_multipliers(seed: int, noise: float) -> None:
+    # Weak duality holds for every multiplier vector: a perturbed dual still gives a bound
+    # at or below the optimum (scipy's, solved independently), and the exact one is tight.
+    rng = np.random.default_rng(seed)
+    m, n = 6, 4
+    a = rng.normal(size=(m, n))
+    x0 = rng.uniform(-1, 1, n)
+    row_hi = a @ x0 + rng.uniform(0.1, 1.0, m)
+    row_lo = np.where(rng.random(m) < 0.5, a @ x0 - rng.uniform(0.1, 1.0, m), -np.inf)
+    c = rng.normal(size=n)
+    lp = LinearProgram(a, row_hi, row_lo, col_lo=-2 * np.ones(n), col_hi=2 * np.ones(n))
+    res = lp.minimize(c)
+    ref = linprog(
+        c,
+        A_ub=np.vstack([a, -a[np.isfinite(row_lo)]]),
+        b_ub=np.concatenate([row_hi, -row_lo[np.isfinite(row_lo)]]),
+        bounds=[(-2, 2)] * n,
+        method="highs",
+    )
+    assert res.objective is not None and ref.status == 0
+    snap = LpSnapshot.of(lp.highs)
+    duals = lp.row_duals()
+    assert snap.dual_bound(c, duals) == pytest.approx(ref.fun, abs=1e-8)
+    perturbed = duals + noise * rng.normal(size=m)
+    assert snap.dual_bound(c, perturbed) <= ref.fun + 1e-9
 
 
 def test_freeing_neurons_only_loosens_bounds_on_one_model() -> None:

@@ -186,6 +186,38 @@ def test_half_spaces_are_respected() -> None:
     assert res.counterexample[0] >= -0.1 - 1e-12
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_warm_relaxation_in_a_sequence_matches_enumeration(seed: int) -> None:
+    # A COARSEN-like sequence on one verifier (one model, its LP relaxation kept warm):
+    # terms the relaxation settles must be truly safe. With the attack off, every
+    # FALSIFIED comes from the MILP, so a wrong relaxation proof would show as VERIFIED.
+    net = balanced_net([3, 6, 5, 3], start=100 + 40 * seed)
+    box = Box(-np.ones(3), np.ones(3))
+    verifier = MilpVerifier(split_max_dim=0, attack=False)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, 3)
+    label = int(net.forward(x).argmax())
+    nap = net.patterns(x)[0].astype(np.int8)
+    by_lp = 0
+    seen = set()
+    for i in rng.permutation(net.num_hidden):
+        trial = nap.copy()
+        trial[i] = -1
+        q = NapQuery(trial, label, box)
+        res = verifier.verify_nap(net, q, timeout=30)
+        assert res.status is exact_verdict(net, q), (q.to_dict(), res)
+        seen.add(res.status)
+        by_lp += int(res.stats.get("lp_terms", 0))
+        if res.status is Status.VERIFIED:
+            nap = trial
+    for q in random_queries(net, box, 15, seed):  # unrelated queries on the same model
+        res = verifier.verify_nap(net, q, timeout=30)
+        assert res.status is exact_verdict(net, q), (q.to_dict(), res)
+        seen.add(res.status)
+        by_lp += int(res.stats.get("lp_terms", 0))
+    assert by_lp > 0 and {Status.VERIFIED, Status.FALSIFIED} <= seen
+
+
 def test_model_reuse_matches_fresh_models() -> None:
     # One verifier (cached model, bounds changed in place) vs a fresh verifier per query.
     net = balanced_net([3, 6, 6, 3])
@@ -346,3 +378,20 @@ def test_property_split_search_matches_enumeration(lookahead: int) -> None:
             assert prop.check_counterexample(net, res.counterexample)
         seen.add(want)
     assert seen == {True, False}
+
+
+def test_attack_keeps_the_starts_closest_to_a_violation() -> None:
+    # Of many hint starts only the lowest-loss (start, term) pairs are descended from: with
+    # one slot, a start that already violates the property must be the one kept.
+    net = balanced_net([4, 8, 8, 3])
+    box = Box(-np.ones(4), np.ones(4))
+    X = np.random.default_rng(5).uniform(-1, 1, (500, 4))
+    y = net.forward(X)
+    label = 0
+    bad = X[y.argmax(1) != label][:1]
+    good = X[y.argmax(1) == label]
+    terms = [(np.eye(3)[[label]] - np.eye(3)[[j]], np.zeros(1)) for j in (1, 2)]
+    starts = np.vstack([good, bad])
+    res = pgd_attack(net, box, terms, starts=starts, steps=0, restarts=0, max_starts=1)
+    assert res.points.shape[0] == 1 + 2  # the box centre for both terms, one hint pair
+    assert res.losses[0] <= 0 and np.allclose(res.points[0], bad[0])

@@ -76,6 +76,8 @@ class MilpVerifier:
     ----------
     attack : run the PGD falsifier before the MILP.
     attack_restarts, attack_steps : its budget.
+    attack_max_starts : of the hint inputs, the attack descends from this many (start, term)
+        pairs, the closest to a violation (None: all).
     safety : relative enlargement of the unsafe set searched by the MILP.
     seed : the attack's random starts.
     split_max_dim : queries over at most this many inputs are decided by splitting the input
@@ -103,6 +105,7 @@ class MilpVerifier:
         attack: bool = True,
         attack_restarts: int = 8,
         attack_steps: int = 40,
+        attack_max_starts: int | None = 64,
         safety: float = 1e-6,
         seed: int = 0,
         split_max_dim: int = 16,
@@ -118,6 +121,7 @@ class MilpVerifier:
         self.attack = attack
         self.attack_restarts = attack_restarts
         self.attack_steps = attack_steps
+        self.attack_max_starts = attack_max_starts
         self.safety = safety
         self.seed = seed
         self.split_max_dim = split_max_dim
@@ -305,6 +309,7 @@ class MilpVerifier:
                 restarts=self.attack_restarts,
                 steps=self.attack_steps,
                 seed=self.seed,
+                max_starts=self.attack_max_starts,
             )
             stats["attack_steps"] = res.steps
             for x, loss, ti in zip(res.points, res.losses, res.terms, strict=True):
@@ -379,10 +384,21 @@ class MilpVerifier:
                 time_left(deadline)
             model = self._model(net, box, bounds, nap)
         x_rows = (a_mat, b_vec) if b_vec.size else None
+        # A model serving a sequence of queries (COARSEN's) keeps its LP relaxation warm:
+        # a term whose relaxed minimum (proved by weak duality) clears the unsafe set needs
+        # no MILP. A lone query skips it, since the relaxation's first solve is cold.
+        relax = model.relaxation() if open_terms and model.uses > 1 else None
         for i in open_terms:
             c, d = cs[i], ds[i]
             delta = self.safety * (1.0 + np.abs(d))
             model.set_extra_rows(x_rows=x_rows, y_rows=(c, d + delta) if c.shape[0] else None)
+            if relax is not None and c.shape[0]:
+                try:
+                    if self._relaxed_clear(relax, c, d + delta, deadline):
+                        stats["lp_terms"] = stats.get("lp_terms", 0) + 1
+                        continue
+                except TimeoutError:  # still cold: the MILP gets the rest of the time
+                    relax = None
             verdict, x = confirm_milp(
                 model,
                 c.sum(axis=0) if c.shape[0] else None,
@@ -424,6 +440,21 @@ class MilpVerifier:
         return SearchOutcome(Status.VERIFIED, how, stats=stats)
 
     # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _relaxed_clear(
+        relax: NetworkMILP, c: FloatArray, d: FloatArray, deadline: float | None
+    ) -> bool:
+        """Whether the LP relaxation proves ``C y <= d`` impossible: some row's proved
+        minimum exceeds its bound. Each LP gets at most half the time left (the first,
+        cold solves may not finish; an interrupted simplex resumes from where it stopped
+        at the next query); :class:`TimeoutError` when one does not finish."""
+        for row, d_r in zip(c, d, strict=True):
+            left = time_left(deadline)
+            low = relax.lower_bound(row, None if left is None else 0.5 * left)
+            if low is not None and low > d_r:
+                return True
+        return False
+
     def _model(self, net: ReluNetwork, box: Box, bounds: Bounds, nap: Int8Array) -> NetworkMILP:
         key = (id(net), box.lo.tobytes() + box.hi.tobytes())
         model = self._models.get(key)
@@ -437,4 +468,5 @@ class MilpVerifier:
             model.set_bounds(pairs)
             self._models.move_to_end(key)
         model.set_nap(effective_nap(nap, bounds))
+        model.uses += 1
         return model
