@@ -40,6 +40,16 @@ def interval_bounds(net: ReluNetwork, box: Box) -> list[tuple[np.ndarray, np.nda
     return out
 
 
+#: (network seed, inputs, hidden widths, outputs, NAP seed) for :func:`tiny_net` cases.
+TINY_CASES = (
+    st.integers(0, 10_000),
+    st.integers(1, 3),
+    st.lists(st.integers(1, 4), min_size=1, max_size=2),
+    st.integers(2, 3),
+    st.integers(0, 2**31 - 1),
+)
+
+
 def brute_force_max(net: ReluNetwork, box: Box, c_y: np.ndarray, nap: np.ndarray) -> float:
     """max c_y . f(x) over the box and the patterns the NAP allows (-inf if none)."""
     best = -np.inf
@@ -63,13 +73,7 @@ def brute_force_max(net: ReluNetwork, box: Box, c_y: np.ndarray, nap: np.ndarray
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    st.integers(0, 10_000),
-    st.integers(1, 3),
-    st.lists(st.integers(1, 4), min_size=1, max_size=2),
-    st.integers(2, 3),
-    st.integers(0, 2**31 - 1),
-)
+@given(*TINY_CASES)
 def test_milp_maximum_equals_pattern_enumeration(
     seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
 ) -> None:
@@ -97,13 +101,7 @@ def test_milp_maximum_equals_pattern_enumeration(
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    st.integers(0, 10_000),
-    st.integers(1, 3),
-    st.lists(st.integers(1, 4), min_size=1, max_size=2),
-    st.integers(2, 3),
-    st.integers(0, 2**31 - 1),
-)
+@given(*TINY_CASES)
 def test_relaxation_lower_bound_is_below_the_true_minimum(
     seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
 ) -> None:

@@ -200,7 +200,7 @@ def _post(lo: FloatArray, hi: FloatArray, p: Int8Array) -> tuple[FloatArray, Flo
     return h_lo, h_hi
 
 
-def _interval_step(
+def interval_step(
     w: FloatArray, b: FloatArray, lo: FloatArray, hi: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """``W [lo, hi] + b`` in interval arithmetic, widened by its rounding error bound."""
@@ -242,7 +242,7 @@ def interval_bounds(net: ReluNetwork, box: Box, nap: ArrayLike | None = None) ->
     uppers: list[FloatArray] = []
     offs = net.layer_offsets
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        z_lo, z_hi = _interval_step(w, b, lo, hi)
+        z_lo, z_hi = interval_step(w, b, lo, hi)
         if k < len(naps):
             bad = _clip(z_lo, z_hi, naps[k])
             if bad is not None:
@@ -354,7 +354,7 @@ def symbolic_bounds(
     relax: list[tuple[FloatArray, FloatArray, FloatArray]] = []
     h_lo, h_hi = box.lo.astype(np.float64), box.hi.astype(np.float64)
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        i_lo, i_hi = _interval_step(w, b, h_lo, h_hi)
+        i_lo, i_hi = interval_step(w, b, h_lo, h_hi)
         lo = np.maximum(i_lo, base.lower[k])
         hi = np.minimum(i_hi, base.upper[k])
         if k > 0:

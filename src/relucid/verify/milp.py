@@ -32,8 +32,9 @@ from scipy import sparse
 
 from relucid.domain import Box
 from relucid.errors import InputError, SolverError
-from relucid.lp import LinearProgram, LPStatus
+from relucid.lp import LinearProgram, LPStatus, SolverTimeout
 from relucid.network import ReluNetwork
+from relucid.verify.bounds import interval_step
 
 FloatArray = NDArray[np.float64]
 Int8Array = NDArray[np.int8]
@@ -438,8 +439,10 @@ class NetworkMILP:
             self.lp.set_option("presolve", "on")
         try:
             res = self.lp.solve(want_x=False)
-        except SolverError as exc:
-            if "time limit" in str(exc) or time.perf_counter() > self._deadline:
+        except SolverTimeout as exc:
+            raise TimeoutError("the relaxation ran out of time") from exc
+        except SolverError as exc:  # interrupted at the deadline, or numerical trouble
+            if time.perf_counter() > self._deadline:
                 raise TimeoutError("the relaxation ran out of time") from exc
             return None
         finally:
@@ -469,16 +472,11 @@ def _logit_bounds(
     """Interval bounds on the logits from the last hidden layer's upper bounds (or, with no
     hidden layer, from the box): finite column bounds for the logits, which the dual bound
     of :meth:`LpSnapshot.dual_bound` needs."""
-    w, b = net.weights[-1], net.biases[-1]
     if u_last is None:
-        h_lo, h_hi = lo, hi
-    else:
-        h_lo, h_hi = np.zeros_like(u_last), np.maximum(u_last, 0.0)
-    wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-    y_lo = wp @ h_lo + wn @ h_hi + b
-    y_hi = wp @ h_hi + wn @ h_lo + b
-    pad = 1e-9 * (1.0 + np.abs(y_lo) + np.abs(y_hi))
-    return y_lo - pad, y_hi + pad
+        return interval_step(net.weights[-1], net.biases[-1], lo, hi)
+    return interval_step(
+        net.weights[-1], net.biases[-1], np.zeros_like(u_last), np.maximum(u_last, 0.0)
+    )
 
 
 @dataclass(frozen=True)
@@ -531,17 +529,16 @@ class LpSnapshot:
         of rows whose needed side is infinite are dropped (set to 0); the sum is lowered by
         a relative 1e-12 of its terms' magnitudes for floating-point rounding.
         """
-        r_lo, r_hi = self.row_lo, self.row_hi
-        r = np.where((r > 0) & ~np.isfinite(r_lo), 0.0, r)
-        r = np.where((r < 0) & ~np.isfinite(r_hi), 0.0, r)
-        row_terms = np.where(r > 0, r * np.where(np.isfinite(r_lo), r_lo, 0.0), 0.0)
-        row_terms += np.where(r < 0, r * np.where(np.isfinite(r_hi), r_hi, 0.0), 0.0)
+        # The side each multiplier meets: lower for r > 0, upper for r < 0; a multiplier
+        # whose side is infinite is dropped (its row could not bound anything).
+        r_side = np.where(r > 0, self.row_lo, self.row_hi)
+        r = np.where(np.isfinite(r_side), r, 0.0)
+        row_terms = r * np.where(r != 0, r_side, 0.0)
         g = c - self.a.T @ r
-        c_lo, c_hi = self.col_lo, self.col_hi
-        if np.any((g > 0) & ~np.isfinite(c_lo)) or np.any((g < 0) & ~np.isfinite(c_hi)):
+        g_side = np.where(g > 0, self.col_lo, self.col_hi)
+        if np.any((g != 0) & ~np.isfinite(g_side)):
             return float("-inf")
-        col_terms = np.where(g > 0, g * np.where(np.isfinite(c_lo), c_lo, 0.0), 0.0)
-        col_terms += np.where(g < 0, g * np.where(np.isfinite(c_hi), c_hi, 0.0), 0.0)
+        col_terms = g * np.where(g != 0, g_side, 0.0)
         total = float(row_terms.sum() + col_terms.sum()) + self.offset
         slack = 1e-12 * float(np.abs(row_terms).sum() + np.abs(col_terms).sum() + 1.0)
         return total - slack
