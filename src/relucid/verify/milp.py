@@ -120,9 +120,10 @@ class NetworkMILP:
             col_lo[self.z_cols[k]], col_hi[self.z_cols[k]] = ls[k], us[k]
             col_lo[self.h_cols[k]], col_hi[self.h_cols[k]] = 0.0, np.maximum(us[k], 0.0)
             col_lo[self.d_cols[k]], col_hi[self.d_cols[k]] = 0.0, 1.0
-        col_lo[self.y_cols], col_hi[self.y_cols] = _logit_bounds(
-            net, us[-1] if us else None, lo, hi
-        )
+        if relaxed:  # the dual bound needs finite columns; the MILP is left as it was
+            col_lo[self.y_cols], col_hi[self.y_cols] = _logit_bounds(
+                net, us[-1] if us else None, lo, hi
+            )
         # Rows as sparse triplets, layer by layer (vectorised).
         ri: list[NDArray[np.int64]] = []
         ci: list[NDArray[np.int64]] = []
@@ -291,7 +292,7 @@ class NetworkMILP:
             ):
                 h.changeCoeff(r2, d, a)
                 h.changeCoeff(r3, d, c)
-        if self.upper:
+        if self.relaxed and self.upper:
             y_lo, y_hi = _logit_bounds(self.net, self.upper[-1], self.box.lo, self.box.hi)
             self.lp.set_cols_bounds(self.y_cols, y_lo, y_hi)
 
