@@ -60,6 +60,13 @@ def mined(
     return refined_nap(net, X, pred, c, delta, domain=box, label_source="model").nap
 
 
+def members(net: ReluNetwork, X: np.ndarray, nap: np.ndarray) -> np.ndarray:
+    """The inputs of ``X`` that obey ``nap``: the hints a NAP learner passes (its data), the
+    attack's best starting points. Marabou takes no hints; the query is the same."""
+    inside = ((net.patterns(X) == (nap == 1)) | (nap == -1)).all(axis=1)
+    return X[inside] if inside.any() else X[:8]
+
+
 def wbc_queries(ours: Verifier, timeout: float, quick: bool) -> Iterator[tuple[str, NapQuery]]:
     net, split = WBC
     X = split.X_train
@@ -70,7 +77,7 @@ def wbc_queries(ours: Verifier, timeout: float, quick: bool) -> Iterator[tuple[s
             nap = mined(net, X, pred, c, delta, net.domain)
             yield (
                 f"refined c={c} delta={delta}",
-                NapQuery(nap, c, net.domain, hints=X[pred == c][:8]),
+                NapQuery(nap, c, net.domain, hints=members(net, X[pred == c], nap)),
             )
         nap = mined(net, X, pred, c, 0.95, net.domain)
         order = np.flatnonzero(nap >= 0)
@@ -79,7 +86,7 @@ def wbc_queries(ours: Verifier, timeout: float, quick: bool) -> Iterator[tuple[s
         for step, i in enumerate(order):
             trial = nap.copy()
             trial[i] = -1
-            q = NapQuery(trial, c, net.domain, hints=X[pred == c][:8])
+            q = NapQuery(trial, c, net.domain, hints=members(net, X[pred == c], trial))
             # The sequence follows our verdicts; the result is cached for the run below.
             res = ours.verify_nap(net, q, timeout)
             CACHE[id(q)] = res
@@ -96,7 +103,8 @@ def mnist_queries(quick: bool) -> Iterator[tuple[str, NapQuery]]:
     for c in (0, 1, 4):
         for delta in DELTAS[:1] if quick else DELTAS:
             nap = mined(net, Xtr, pred, c, delta, box)
-            yield f"refined c={c} delta={delta}", NapQuery(nap, c, box, hints=Xtr[pred == c][:8])
+            hints = members(net, Xtr[pred == c], nap)
+            yield f"refined c={c} delta={delta}", NapQuery(nap, c, box, hints=hints)
 
 
 CACHE: dict[int, VerifyResult] = {}

@@ -94,21 +94,35 @@ def random_queries(net: ReluNetwork, box: Box, count: int, seed: int) -> list[Na
 BOX2 = Box(-np.ones(2), np.ones(2))
 
 
-@pytest.mark.parametrize("mode", ["split", "one-milp", "lp-tightened"])
+@pytest.mark.parametrize("mode", ["split", "one-milp", "lp-tightened", "hard", "hard-no-attack"])
 @pytest.mark.parametrize("seed", range(6))
 def test_verdicts_match_exhaustive_enumeration(seed: int, mode: str) -> None:
     net = balanced_net([2, 5, 4, 3], start=seed * 50)
-    # Input splitting (low dimension), the single MILP over the box, and the MILP with
-    # LP-tightened bounds must all be exact.
+    # Input splitting (low dimension), the single MILP over the box, the MILP with
+    # LP-tightened bounds, and the path of hard queries (optimised bounds, the attack from
+    # every hint, warm-LP tightening of the layers after the first, per-term tightening
+    # under the unsafe set) must all be exact. Without the attack every FALSIFIED there
+    # comes from the MILP on term-only bounds, and every VERIFIED from those stages' proofs.
+    hard = mode.startswith("hard")
     verifier = MilpVerifier(
-        split_max_dim=16 if mode == "split" else 0, tighten=mode == "lp-tightened"
+        split_max_dim=16 if mode == "split" else 0,
+        tighten=mode == "lp-tightened",
+        crown=hard,
+        warm_lp_unstable=0 if hard else 200,
+        attack=mode != "hard-no-attack",
     )
     seen = set()
-    for q in random_queries(net, BOX2, 25, seed):
+    queries = random_queries(net, BOX2, 25, seed)
+    if hard:  # hints for the attack from every hint: sampled inputs that obey each NAP
+        X = np.random.default_rng(seed).uniform(-1, 1, (400, 2))
+        queries = [q.with_hints(X[q.obeys(net, X)]) for q in queries]
+    stages: set[str] = set()
+    for q in queries:
         res = verifier.verify_nap(net, q, timeout=30)
         truth = exact_verdict(net, q)
         assert res.status is truth, (q.to_dict(), res, truth)
         seen.add(res.status)
+        stages |= set(res.stats)
         if res.status is Status.FALSIFIED:
             x = res.counterexample
             assert x is not None and q.violated_by(net, x)
@@ -119,6 +133,10 @@ def test_verdicts_match_exhaustive_enumeration(seed: int, mode: str) -> None:
             assert y[q.label] <= np.delete(y, q.label).max() + q.margin
             assert np.all(x >= BOX2.lo) and np.all(x <= BOX2.hi)
     assert Status.VERIFIED in seen and Status.FALSIFIED in seen
+    if hard:  # the stages under test did run (with the attack on, it may settle the rest)
+        assert "crown_seconds" in stages, stages
+    if mode == "hard-no-attack":
+        assert {"warm_lp_seconds", "term_lp_seconds"} <= stages, stages
 
 
 def test_verified_survives_strong_attack_and_sampling() -> None:
@@ -186,14 +204,16 @@ def test_half_spaces_are_respected() -> None:
     assert res.counterexample[0] >= -0.1 - 1e-12
 
 
+@pytest.mark.parametrize("crown", [False, True])
 @pytest.mark.parametrize("seed", range(3))
-def test_warm_relaxation_in_a_sequence_matches_enumeration(seed: int) -> None:
+def test_warm_relaxation_in_a_sequence_matches_enumeration(seed: int, crown: bool) -> None:
     # A COARSEN-like sequence on one verifier (one model, its LP relaxation kept warm):
-    # terms the relaxation settles must be truly safe. With the attack off, every
-    # FALSIFIED comes from the MILP, so a wrong relaxation proof would show as VERIFIED.
+    # terms the relaxation (or, with crown, the optimised bounds) settles must be truly
+    # safe. With the attack off, every FALSIFIED comes from the MILP, so a wrong proof by
+    # either would show as VERIFIED where enumeration finds a counterexample.
     net = balanced_net([3, 6, 5, 3], start=100 + 40 * seed)
     box = Box(-np.ones(3), np.ones(3))
-    verifier = MilpVerifier(split_max_dim=0, attack=False)
+    verifier = MilpVerifier(split_max_dim=0, attack=False, crown=crown)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, 3)
     label = int(net.forward(x).argmax())
@@ -207,14 +227,14 @@ def test_warm_relaxation_in_a_sequence_matches_enumeration(seed: int) -> None:
         res = verifier.verify_nap(net, q, timeout=30)
         assert res.status is exact_verdict(net, q), (q.to_dict(), res)
         seen.add(res.status)
-        by_lp += int(res.stats.get("lp_terms", 0))
+        by_lp += int(res.stats.get("terms_by_crown" if crown else "lp_terms", 0))
         if res.status is Status.VERIFIED:
             nap = trial
     for q in random_queries(net, box, 15, seed):  # unrelated queries on the same model
         res = verifier.verify_nap(net, q, timeout=30)
         assert res.status is exact_verdict(net, q), (q.to_dict(), res)
         seen.add(res.status)
-        by_lp += int(res.stats.get("lp_terms", 0))
+        by_lp += int(res.stats.get("terms_by_crown" if crown else "lp_terms", 0))
     assert by_lp > 0 and {Status.VERIFIED, Status.FALSIFIED} <= seen
 
 
@@ -395,3 +415,11 @@ def test_attack_keeps_the_starts_closest_to_a_violation() -> None:
     res = pgd_attack(net, box, terms, starts=starts, steps=0, restarts=0, max_starts=1)
     assert res.points.shape[0] == 1 + 2  # the box centre for both terms, one hint pair
     assert res.losses[0] <= 0 and np.allclose(res.points[0], bad[0])
+
+
+def test_attack_stops_at_its_deadline() -> None:
+    net = balanced_net([4, 8, 8, 3])
+    box = Box(-np.ones(4), np.ones(4))
+    c = np.array([[1.0, -1.0, 0.0]])
+    res = pgd_attack(net, box, [(c, np.zeros(1))], steps=10_000, deadline=time.perf_counter())
+    assert res.steps == 0 and res.points.shape[0] > 0

@@ -19,6 +19,7 @@ the NAP queries this beats a framework's per-call overhead by far.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,6 +86,7 @@ def pgd_attack(
     penalty: float = 10.0,
     seed: int = 0,
     max_starts: int | None = 64,
+    deadline: float | None = None,
 ) -> AttackResult:
     """Search for ``x`` in the domain, obeying ``nap``, with ``C_t f(x) <= d_t`` for some term.
 
@@ -102,6 +104,8 @@ def pgd_attack(
         lowest loss at the first step (None: all). A NAP query passes every training input
         that obeys the NAP (hundreds on MNIST, times nine terms); descending from all of them
         cost 60% of a mnist-256x4 query, and the closest ones are where a counterexample is.
+    deadline : ``time.perf_counter()`` value after which no further step is taken (the
+        best points so far are returned).
 
     Returns
     -------
@@ -175,7 +179,7 @@ def pgd_attack(
         improved = loss < best
         best[improved] = loss[improved]
         best_x[improved] = x[improved]
-        if it == steps:
+        if it == steps or (deadline is not None and time.perf_counter() > deadline):
             break
         g_x += _backward(net, zs, g_y, g_zs)
         x = np.clip(x - alpha * width * np.sign(g_x), lo, hi)

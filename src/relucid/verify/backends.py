@@ -57,6 +57,9 @@ def _init(backend: str, options: dict[str, Any], net: ReluNetwork) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
+    import torch  # the optimised bounds run in torch, whose own thread pool is separate
+
+    torch.set_num_threads(1)
     _WORKER["verifier"] = get_verifier(backend, **options)
     _WORKER["net"] = net
 

@@ -418,13 +418,19 @@ class NetworkMILP:
 
         The bound does not trust HiGHS's tolerances: it is recomputed by weak duality from
         the LP's row duals (any multipliers give a valid bound; see :meth:`LpSnapshot.dual_bound`).
-        None when the LP stops without an optimum (infeasible relaxations included: the
-        caller falls back to the MILP); :class:`TimeoutError` past ``time_limit``.
+        ``+inf`` when the relaxation is infeasible and HiGHS's dual ray proves it (checked
+        the same way, :meth:`_farkas_proof`); None when the LP stops without an optimum or
+        an unproved infeasibility (the caller falls back to the MILP); :class:`TimeoutError`
+        past ``time_limit``.
         """
-        if not self.relaxed:
-            raise InputError("lower_bound needs the relaxation (see relaxation())")
         cost = np.zeros(self.lp.num_cols)
         cost[self.y_cols] = np.asarray(c_y, dtype=np.float64)
+        return self.lower_bound_of(cost, time_limit)
+
+    def lower_bound_of(self, cost: FloatArray, time_limit: float | None) -> float | None:
+        """:meth:`lower_bound` of ``cost . v`` over every column ``v`` of the relaxation."""
+        if not self.relaxed:
+            raise InputError("lower_bound needs the relaxation (see relaxation())")
         self.lp.set_objective(cost, "min")
         self.lp.set_time_limit(None if time_limit is None else max(time_limit, 1e-3))
         self._deadline = (
@@ -450,13 +456,38 @@ class NetworkMILP:
             self._deadline = float("inf")
             if cold:
                 self.lp.set_option("presolve", "off")
+        h = self.lp.highs
+        if res.status is LPStatus.INFEASIBLE:
+            return np.inf if self._farkas_proof() else None
         if res.status is not LPStatus.OPTIMAL:
             return None
-        h = self.lp.highs
         if self._snapshot is None:  # one copy of the model per query, not per term
             self._snapshot = LpSnapshot.of(h)
         duals = np.asarray(h.getSolution().row_dual, dtype=np.float64)
         return self._snapshot.dual_bound(cost, duals)
+
+    def _farkas_proof(self) -> bool:
+        """Whether HiGHS's dual ray, after an infeasible solve, proves the LP infeasible.
+
+        A ray ``r`` proves it when the weak-duality bound of ``min 0`` with multipliers
+        ``r`` (either sign: HiGHS's convention is not documented) is positive, since a
+        feasible LP would have that minimum 0 (:meth:`LpSnapshot.dual_bound`). The check is
+        ours; a ray that fails it proves nothing.
+        """
+        h = self.lp.highs
+        try:
+            _, has_ray, ray = h.getDualRay()  # type: ignore[attr-defined]
+        except (RuntimeError, ValueError):
+            return False
+        if not has_ray:
+            return False
+        r = np.asarray(ray, dtype=np.float64)
+        if r.shape != (self.lp.num_rows,) or not np.isfinite(r).all():
+            return False
+        if self._snapshot is None:
+            self._snapshot = LpSnapshot.of(h)
+        zero = np.zeros(self.lp.num_cols)
+        return max(self._snapshot.dual_bound(zero, r), self._snapshot.dual_bound(zero, -r)) > 0
 
     def _interrupt(self, event: Any) -> None:
         event.interrupt(time.perf_counter() > self._deadline)

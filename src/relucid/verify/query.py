@@ -178,6 +178,20 @@ class NapQuery:
             hints=self.hints,
         )
 
+    def with_hints(self, hints: ArrayLike | None) -> NapQuery:
+        """The same query with other hints (inputs believed to obey the NAP)."""
+        h = None if hints is None or np.size(hints) == 0 else hints
+        return NapQuery(
+            self.nap,
+            self.label,
+            self.box,
+            self.A,
+            self.b,
+            margin=self.margin,
+            allow_ties=self.allow_ties,
+            hints=h,
+        )
+
     def terms(self, num_outputs: int) -> list[tuple[int, FloatArray, float]]:
         """The violation as a disjunction: ``(j, C, d)``, ``C y <= d`` iff ``y_c - y_j <= m``."""
         out = []

@@ -1,0 +1,185 @@
+"""Bound-tightening stages of the ``milp`` backend, between the quick bounds and the MILP.
+
+* :func:`crown_terms`: optimised bounds (:class:`~relucid.verify.crown.CrownBounds`) settle
+  output terms, all rows in one batched pass;
+* :func:`relaxed_margin`: the warm LP relaxation's proved minimum of a term's rows;
+* :func:`warm_tighten`: the unstable neurons of narrow layers tightened by the warm LP
+  relaxation (two LPs each, bounds proved by weak duality), fed back into the MILP;
+* :func:`term_tighten`: the same with one term's unsafe set as a constraint (optimisation-
+  based bound tightening under the objective cut): bounds that hold only where the term is
+  violated, which either empty that set (the term is settled) or shrink its MILP.
+
+On mnist-net_256x4 under the delta = 0.99 NAP of label 1 (274 unstable neurons), the first
+three settle all nine output terms in about 16 s, where the MILP alone took 59 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from relucid.verify.bounds import Bounds
+from relucid.verify.confirm import effective_nap, time_left
+from relucid.verify.crown import CrownBounds
+from relucid.verify.milp import NetworkMILP
+
+FloatArray = NDArray[np.float64]
+Int8Array = NDArray[np.int8]
+Rows = tuple[FloatArray, FloatArray] | None
+
+
+def crown_terms(
+    crown: CrownBounds,
+    nap: Int8Array,
+    bounds: Bounds,
+    cs: Sequence[FloatArray],
+    ds: Sequence[FloatArray],
+    open_terms: list[int],
+    deadline: float | None,
+) -> list[int]:
+    """The terms that optimised bounds leave open: a term ``C_t y <= d_t`` is impossible
+    once some row's proved minimum exceeds its ``d``. All rows go in one batched pass."""
+    with_rows = [i for i in open_terms if cs[i].shape[0]]
+    if not with_rows:
+        return open_terms
+    rows = np.vstack([cs[i] for i in with_rows])
+    d_all = np.concatenate([ds[i] for i in with_rows])
+    low = crown.output_lower(nap, bounds, rows, deadline=deadline, stop_above=d_all)
+    settled: set[int] = set()
+    start = 0
+    for i in with_rows:
+        r = cs[i].shape[0]
+        if np.any(low[start : start + r] > ds[i]):
+            settled.add(i)
+        start += r
+    return [i for i in open_terms if i not in settled]
+
+
+def relaxed_margin(
+    relax: NetworkMILP, c: FloatArray, d: FloatArray, deadline: float | None
+) -> float:
+    """``max_r (min C_r y - d_r)`` over the LP relaxation, each minimum proved by weak
+    duality (``+inf`` for a proved-infeasible relaxation); positive means the term
+    ``C y <= d`` is impossible. Stops at the first positive row. Each LP gets at most half
+    the time left (the first, cold solves may not finish; an interrupted simplex resumes
+    where it stopped at the next call); :class:`TimeoutError` when one does not finish."""
+    best = -np.inf
+    for row, d_r in zip(c, d, strict=True):
+        left = time_left(deadline)
+        low = relax.lower_bound(row, None if left is None else 0.5 * left)
+        if low is not None:
+            best = max(best, low - float(d_r))
+            if best > 0:
+                break
+    return best
+
+
+def warm_tighten(
+    model: NetworkMILP,
+    relax: NetworkMILP,
+    bounds: Bounds,
+    nap: Int8Array,
+    max_per_layer: int,
+    deadline: float | None,
+) -> Bounds:
+    """Tighten the unstable free neurons of the hidden layers after the first that have
+    at most ``max_per_layer`` of them, by the warm LP relaxation (``min`` and ``max`` of
+    each, proved by weak duality), layer by layer, each layer's bounds put into the model
+    (and so its relaxation) before the next.
+
+    Returns bounds with ``empty`` set when some neuron's bounds cross (whatever rows the
+    relaxation holds are then infeasible). Raises :class:`TimeoutError` when an LP runs out
+    of time and :class:`~relucid.verify.confirm.SearchTimeout` at the deadline; the model
+    then holds the bounds found so far.
+    """
+    net = model.net
+    offs = net.layer_offsets
+    lowers = [a.copy() for a in bounds.lower]
+    uppers = [a.copy() for a in bounds.upper]
+    cost = np.zeros(relax.lp.num_cols)
+    for k in range(1, len(net.hidden_sizes)):
+        p = nap[offs[k] : offs[k + 1]]
+        idx = np.flatnonzero((p == -1) & (lowers[k] < 0.0) & (uppers[k] > 0.0))
+        if idx.size == 0 or idx.size > max_per_layer:
+            continue
+        for i in idx:
+            col = relax.z_cols[k][i]
+            for sign in (1.0, -1.0):
+                cost[col] = sign
+                v = relax.lower_bound_of(cost, time_left(deadline))
+                cost[col] = 0.0
+                if v is None:
+                    continue
+                if sign > 0:
+                    lowers[k][i] = max(lowers[k][i], v)
+                else:
+                    uppers[k][i] = min(uppers[k][i], -v)
+            if lowers[k][i] > uppers[k][i]:
+                return Bounds(
+                    tuple(np.full(a.size, np.inf) for a in lowers),
+                    tuple(np.full(a.size, -np.inf) for a in uppers),
+                    "lp",
+                    empty=True,
+                    empty_neuron=offs[k] + int(i),
+                )
+        bounds = Bounds(tuple(lowers), tuple(uppers), "lp")
+        model.set_bounds(list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True)))
+        model.set_nap(effective_nap(nap, bounds))
+    return bounds
+
+
+def term_tighten(
+    model: NetworkMILP,
+    relax: NetworkMILP,
+    bounds: Bounds,
+    nap: Int8Array,
+    x_rows: Rows,
+    c: FloatArray,
+    d: FloatArray,
+    max_per_layer: int,
+    rounds: int,
+    deadline: float | None,
+) -> Bounds:
+    """Bounds valid where ``C y <= d`` holds: :func:`warm_tighten` with that term as a row
+    of the relaxation, repeated while it stabilises neurons (at most ``rounds`` times).
+
+    Returns bounds with ``empty`` set when the term is impossible (crossed bounds, or the
+    relaxation proves ``C y <= d`` out of reach); otherwise the model holds the returned
+    term-only bounds, and the caller puts the query's bounds back (:func:`restore`) after
+    the term's MILP. The relaxation is left with ``x_rows`` only.
+    """
+    relax.set_extra_rows(x_rows=x_rows, y_rows=(c, d))
+    try:
+        cur = bounds
+        margin = -np.inf
+        for _ in range(max(rounds, 1)):
+            before = int(cur.num_stable)
+            cur = warm_tighten(model, relax, cur, nap, max_per_layer, deadline)
+            last, margin = margin, relaxed_margin(relax, c, d, deadline) if not cur.empty else 1.0
+            if cur.empty or margin > 0:
+                return _settled(cur)
+            # Another round pays while neurons stabilise or the gap still closes fast.
+            if cur.num_stable == before and margin < last + 0.25 * abs(last):
+                break
+        return cur
+    finally:
+        relax.set_extra_rows(x_rows=x_rows)
+
+
+def restore(model: NetworkMILP, bounds: Bounds, nap: Int8Array) -> None:
+    """Put the query's bounds (and the NAP they stabilise) back into the model."""
+    model.set_bounds(list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True)))
+    model.set_nap(effective_nap(nap, bounds))
+
+
+def _settled(b: Bounds) -> Bounds:
+    if b.empty:
+        return b
+    return Bounds(
+        tuple(np.full(a.size, np.inf) for a in b.lower),
+        tuple(np.full(a.size, -np.inf) for a in b.upper),
+        "lp",
+        empty=True,
+    )

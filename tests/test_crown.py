@@ -1,0 +1,153 @@
+"""Optimised bounds under a NAP (alpha/beta-CROWN) are sound and no stronger than the LP.
+
+Oracles, independent of :mod:`relucid.verify.crown`: the exact minimum of a linear function of
+the logits over the patterns a NAP allows (one scipy LP per pattern, ``brute_force_max``),
+dense sampling of the NAP's region, and the triangle relaxation solved by HiGHS (the optimum
+the multipliers approach; crossing it would mean a bound that does not come from the
+relaxation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from test_milp import TINY_CASES, brute_force_max, tiny_net
+
+from relucid import Box, ReluNetwork
+from relucid.verify import output_bounds, symbolic_bounds
+from relucid.verify.crown import CrownBounds, CrownConfig
+from relucid.verify.milp import NetworkMILP
+from relucid.verify.tightening import warm_tighten
+
+#: More steps than the defaults: the tests compare against the LP optimum.
+STRONG = CrownConfig(iterations=200, output_iterations=300)
+
+
+def random_nap(net: ReluNetwork, box: Box, rng: np.random.Generator) -> np.ndarray:
+    """A NAP that some input of the box obeys: a sampled pattern with neurons freed."""
+    x = rng.uniform(box.lo, box.hi)
+    nap = net.patterns(x[None, :])[0].astype(np.int8)
+    nap[rng.random(nap.size) < 0.5] = -1
+    return nap
+
+
+def obeying(net: ReluNetwork, box: Box, nap: np.ndarray, n: int, seed: int) -> np.ndarray:
+    X = np.random.default_rng(seed).uniform(box.lo, box.hi, (n, box.dim))
+    P = net.patterns(X)
+    return X[((P == (nap == 1)) | (nap == -1)).all(axis=1)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(*TINY_CASES)
+def test_output_bound_is_below_the_exact_minimum_and_the_lp(
+    seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
+) -> None:
+    net = tiny_net(seed, n_in, tuple(hidden), n_out)
+    box = net.domain
+    assert box is not None
+    rng = np.random.default_rng(nap_seed)
+    nap = random_nap(net, box, rng)
+    bounds = symbolic_bounds(net, box, nap)
+    assert not bounds.empty  # some input obeys it
+    C = rng.normal(size=(3, n_out))
+    crown = CrownBounds(net, box, config=STRONG)
+    low = crown.output_lower(nap, bounds, C)
+    milp = NetworkMILP(net, box, list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True)))
+    milp.set_nap(nap)
+    relax = milp.relaxation()
+    for row, value in zip(C, low, strict=True):
+        exact = -brute_force_max(net, box, -row, nap)
+        assert value <= exact + 1e-9
+        lp = relax.lower_bound(row, 30)
+        assert lp is not None and value <= lp + 1e-7
+
+
+@settings(max_examples=30, deadline=None)
+@given(*TINY_CASES)
+def test_tightened_bounds_hold_for_every_input_obeying_the_nap(
+    seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
+) -> None:
+    net = tiny_net(seed, n_in, (*hidden, 3), n_out)  # at least two hidden layers
+    box = net.domain
+    assert box is not None
+    nap = random_nap(net, box, np.random.default_rng(nap_seed))
+    start = symbolic_bounds(net, box, nap)
+    tight = CrownBounds(net, box, config=STRONG).tighten(nap, start)
+    assert not tight.empty
+    X = obeying(net, box, nap, 4000, nap_seed)
+    zs = net.pre_activations(X)
+    for k, z in enumerate(zs[:-1]):
+        assert (tight.lower[k] >= start.lower[k] - 1e-12).all()
+        assert (tight.upper[k] <= start.upper[k] + 1e-12).all()
+        if X.shape[0]:
+            assert (z >= tight.lower[k] - 1e-9).all() and (z <= tight.upper[k] + 1e-9).all()
+
+
+def test_multipliers_use_the_naps_rows() -> None:
+    # z0 = x0 - x1 fixed active (the region x0 >= x1 of [-1, 1]^2) and z1 = x1 - x0 free, so
+    # on the region z1 = -z0 <= 0 and y = -relu(z1) is exactly 0. Back-substitution uses the
+    # NAP only to clip z0's own interval, so z1 keeps [-2, 2] and y's bound is -2; the
+    # multiplier of z0 >= 0 proves z1 <= 0 (stable), and with it y >= 0.
+    net = ReluNetwork(
+        [np.array([[1.0, -1.0], [-1.0, 1.0]]), np.array([[0.0, -1.0]])],
+        [np.zeros(2), np.zeros(1)],
+    )
+    box = Box(-np.ones(2), np.ones(2))
+    nap = np.array([1, -1], dtype=np.int8)
+    plain = symbolic_bounds(net, box, nap)
+    assert plain.upper[0][1] == pytest.approx(2.0)
+    assert output_bounds(net, box, np.array([[1.0]]), plain, nap)[0][0] <= -1.0
+    crown = CrownBounds(net, box, config=STRONG)
+    tight = crown.tighten(nap, plain)
+    # First-order steps reach the multiplier 1 up to a few 1e-9 (the LP would give 0).
+    assert tight.upper[0][1] <= 1e-6
+    assert crown.output_lower(nap, tight, np.array([[1.0]]))[0] >= -1e-6
+
+
+def test_input_rows_are_respected() -> None:
+    # y = x0 + x1 over [-1, 1]^2 (hidden neurons x_i + 2, active on the whole box, no NAP)
+    # cut by x0 + x1 >= 0.5 (as -x0 - x1 <= -0.5): the minimum is 0.5, and without the row's
+    # multiplier the bound would be -2.
+    net = ReluNetwork([np.eye(2), np.array([[1.0, 1.0]])], [np.full(2, 2.0), np.array([-4.0])])
+    box = Box(-np.ones(2), np.ones(2))
+    nap = np.full(2, -1, dtype=np.int8)
+    crown = CrownBounds(net, box, A=[[-1.0, -1.0]], b=[-0.5], config=STRONG)
+    low = crown.output_lower(nap, symbolic_bounds(net, box, nap), np.array([[1.0]]))
+    assert 0.4 <= low[0] <= 0.5 + 1e-9
+
+
+def test_empty_nap_bounds_never_claim_an_input() -> None:
+    # Neuron 0 is x0 and neuron 1 is -x0: fixing both active leaves only x0 = 0, fixing
+    # both active with a strict offset leaves nothing. Bounds may call such a NAP empty;
+    # when they do, no input of the box obeys it.
+    net = ReluNetwork(
+        [np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])],
+        [np.array([0.0, -0.5]), np.zeros(1)],
+    )
+    box = Box(-np.ones(1), np.ones(1))
+    nap = np.array([1, 1], dtype=np.int8)  # x0 >= 0 and -x0 - 0.5 >= 0: empty
+    start = symbolic_bounds(net, box, nap)
+    if not start.empty:
+        low = CrownBounds(net, box, config=STRONG).output_lower(nap, start, np.array([[1.0]]))
+        assert low[0] > 1.0  # vacuous: the multipliers push the bound up without limit
+    X = np.linspace(-1, 1, 2001)[:, None]
+    assert not ((net.patterns(X) == (nap == 1)).all(axis=1)).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_warm_lp_tightening_holds_for_every_input_obeying_the_nap(seed: int) -> None:
+    net = tiny_net(seed, 3, (5, 5, 4), 3)
+    box = net.domain
+    assert box is not None
+    nap = random_nap(net, box, np.random.default_rng(seed))
+    start = symbolic_bounds(net, box, nap)
+    milp = NetworkMILP(net, box, list(zip(start.lower[:-1], start.upper[:-1], strict=True)))
+    milp.set_nap(nap)
+    tight = warm_tighten(milp, milp.relaxation(), start, nap, 32, None)
+    assert not tight.empty
+    X = obeying(net, box, nap, 20000, seed)
+    assert X.shape[0] > 0
+    for k, z in enumerate(net.pre_activations(X)[:-1]):
+        assert (z >= tight.lower[k] - 1e-7).all() and (z <= tight.upper[k] + 1e-7).all()
+        assert (tight.lower[k] >= start.lower[k] - 1e-12).all()
