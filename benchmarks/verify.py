@@ -280,6 +280,12 @@ def main() -> None:
     ap.add_argument("--acas-marabou", type=int, default=10, help="ACAS instances for Marabou.")
     ap.add_argument("--no-marabou", action="store_true")
     ap.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help="Results file (default benchmarks/results/verify.json); a partial run merges into it.",
+    )
+    ap.add_argument(
         "--acas-marabou-gaps",
         action="store_true",
         help="Only run Marabou on the ACAS Xu instances that ours left unknown in the saved "
@@ -335,17 +341,18 @@ def main() -> None:
         "queries": records,
     }
     if not args.quick:
-        RESULTS.parent.mkdir(exist_ok=True)
-        if RESULTS.exists() and set(args.parts) != set("abc"):
+        results: Path = args.out
+        results.parent.mkdir(exist_ok=True)
+        if results.exists() and set(args.parts) != set("abc"):
             # A partial run replaces only its own parts of the last full results.
-            old = json.loads(RESULTS.read_text())
+            old = json.loads(results.read_text())
             keep = [r for r in old.get("rows", []) if r["part"] not in args.parts]
             keep_q = [r for r in old.get("queries", []) if r["part"] not in args.parts]
             out["rows"] = sorted(keep + summary, key=lambda r: r["part"])
             out["queries"] = keep_q + records
             out["runs"] = [*old.get("runs", [old.get("command")]), out["command"]]
-        RESULTS.write_text(json.dumps(out, indent=1) + "\n")
-        console.print(f"wrote {RESULTS}")
+        results.write_text(json.dumps(out, indent=1) + "\n")
+        console.print(f"wrote {results}")
 
 
 if __name__ == "__main__":

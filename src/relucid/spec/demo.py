@@ -22,8 +22,8 @@ def run_nap_demo(console: Console, net: ReluNetwork, split: Split, label: int = 
     with console.status("mining the refined NAP (delta 0.95) and coarsening it (group)..."):
         learner = NapLearner("group", delta=0.95, timeout=60).fit(net, X_train, y_train, label)
     spec = learner.spec_
-    # A fresh verifier on a 1-neuron NAP is a hard whole-network query: 47 s on a quiet
-    # machine, and past 120 s in some CI runs (HiGHS's path varies), so it gets 300 s.
+    # A fresh verifier on a 1-neuron NAP is a hard whole-network query: about 40 s with the
+    # optimised bounds (47-213 s without; HiGHS's path varies), so it gets 300 s.
     again = get_verifier("milp").verify_nap(net, NapQuery(spec.nap, label, spec.domain), 300)
     ok = again.status is Status.VERIFIED
     console.print(

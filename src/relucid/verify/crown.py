@@ -68,12 +68,16 @@ class CrownConfig:
         few hundred steps at all.
     chunk : at most this many specifications per batched pass (memory ~ chunk x width x 8 B
         per layer, times the number of schedules).
+    stall_window, stall_tol : stop once no bound gained more than ``stall_tol`` (relative to
+        ``1 + |bound|``) over ``stall_window`` steps.
     """
 
     iterations: int = 50
     output_iterations: int = 100
     schedules: tuple[tuple[float, float, float], ...] = ((0.3, 0.01, 0.99), (0.1, 0.1, 0.95))
     chunk: int = 1024
+    stall_window: int = 10
+    stall_tol: float = 1e-3
 
 
 @dataclass
@@ -313,6 +317,7 @@ class CrownBounds:
                 return old
             return torch.where(mask, new.detach(), old)
 
+        window = best.clone()
         for it in range(steps + 1):
             with torch.set_grad_enabled(it < steps):
                 a_now = [joined(p) for p in a_par]
@@ -332,6 +337,12 @@ class CrownBounds:
                 break
             if deadline is not None and time.perf_counter() > deadline:
                 break
+            if it and it % cfg.stall_window == 0:
+                # Stalled: no bound gained more than stall_tol (relative) in the window.
+                gain = best - window
+                if not bool((gain > cfg.stall_tol * (1.0 + best.abs())).any()):
+                    break
+                window = best.clone()
             opt.zero_grad(set_to_none=True)
             (-val.sum()).backward()
             opt.step()

@@ -19,3 +19,8 @@ class SearchOutcome:
     x: NDArray[np.float64] | None = None
     term: int | None = None
     stats: dict[str, float] = field(default_factory=dict)
+
+
+def how_verified(stats: dict[str, float]) -> str:
+    """How a VERIFIED verdict was reached (its reason), from the search's statistics."""
+    return "split" if stats.get("pieces") else "milp" if stats.get("milp_solves") else "bounds"
