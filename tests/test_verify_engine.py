@@ -109,6 +109,7 @@ def test_verdicts_match_exhaustive_enumeration(seed: int, mode: str) -> None:
         tighten=mode == "lp-tightened",
         crown=hard,
         crown_min_unstable=0,
+        crown_min_width=0,
         warm_lp_unstable=0 if hard else 200,
         attack=mode != "hard-no-attack",
     )
@@ -214,7 +215,9 @@ def test_warm_relaxation_in_a_sequence_matches_enumeration(seed: int, crown: boo
     # either would show as VERIFIED where enumeration finds a counterexample.
     net = balanced_net([3, 6, 5, 3], start=100 + 40 * seed)
     box = Box(-np.ones(3), np.ones(3))
-    verifier = MilpVerifier(split_max_dim=0, attack=False, crown=crown, crown_min_unstable=0)
+    verifier = MilpVerifier(
+        split_max_dim=0, attack=False, crown=crown, crown_min_unstable=0, crown_min_width=0
+    )
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, 3)
     label = int(net.forward(x).argmax())
