@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 from scipy.optimize import linprog
 
 from relucid import Box, InputError, LPStatus, ReluNetwork, local_affine, region
@@ -98,6 +99,79 @@ def test_milp_maximum_equals_pattern_enumeration(
     assert c_y @ y == pytest.approx(res.value, abs=1e-6)
     z = np.concatenate([v[0] for v in net.pre_activations(res.x[None, :])])
     assert (z[nap == 1] >= -1e-7).all() and (z[nap == 0] <= 1e-7).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(*TINY_CASES, st.integers(0, 2**31 - 1))
+def test_unit_inputs_and_tiny_weights_keep_the_milp_exact(
+    seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int, scale_seed: int
+) -> None:
+    """Inputs on scales from 0.01 to 1000 (the MILP works on the unit box) and hidden
+    weights of 1e-9 to 1e-7 (left out of the rows, whose bounds then hold their range):
+    the maximum still equals pattern enumeration, and the maximiser replays."""
+    rng = np.random.default_rng(scale_seed)
+    base = tiny_net(seed, n_in, tuple(hidden), n_out)
+    s = 10.0 ** rng.uniform(-2, 3, size=n_in)
+    ws = [w.copy() for w in base.weights]
+    for w in ws[1:]:
+        tiny = rng.random(w.shape) < 0.3
+        w[tiny] = rng.choice([-1.0, 1.0], size=tiny.sum()) * 10.0 ** rng.uniform(-9, -7, tiny.sum())
+    net = ReluNetwork(ws, base.biases).with_input_transform(1.0 / s, np.zeros(n_in))
+    box = Box(-s, s)
+    nap = rng.choice(np.array([-1, -1, 0, 1], dtype=np.int8), size=net.num_hidden)
+    c_y = rng.normal(size=n_out)
+    milp = NetworkMILP(net, box, interval_bounds(net, box), unit_inputs=True)
+    milp.set_nap(nap)
+    res = milp.maximize(c_y)
+    expect = brute_force_max(net, box, c_y, nap)
+    if not np.isfinite(expect):
+        assert res.status is LPStatus.INFEASIBLE
+        return
+    assert res.status is LPStatus.OPTIMAL and res.x is not None and res.value is not None
+    assert res.value == pytest.approx(expect, abs=1e-5)
+    assert np.all(res.x >= box.lo) and np.all(res.x <= box.hi)
+    assert c_y @ net.forward(res.x) == pytest.approx(res.value, abs=1e-5)
+
+
+def test_every_true_point_satisfies_the_rows_with_tiny_weights() -> None:
+    """Soundness of leaving tiny weights out: a network's own points (input, pre- and
+    post-activations, pattern, logits) satisfy every row and column bound of the model to
+    1e-10, also after new bounds; without the rows' ranges they miss by about 1e-8."""
+    rng = np.random.default_rng(5)
+    base = tiny_net(3, 4, (6, 5), 3)
+    ws = [w.copy() for w in base.weights]
+    for w in ws[1:]:
+        w[rng.random(w.shape) < 0.4] = 3e-8
+    net = ReluNetwork(ws, base.biases)
+    box = Box(-np.array([1.0, 10.0, 100.0, 1000.0]), np.array([1.0, 10.0, 100.0, 1000.0]))
+    milp = NetworkMILP(net, box, interval_bounds(net, box), unit_inputs=True)
+    assert milp._tiny, "the case must leave weights out"
+    X = box.lo + rng.random((200, 4)) * (box.hi - box.lo)
+    for bounds in (
+        interval_bounds(net, box),
+        [(lo - 1.0, hi + 2.0) for lo, hi in interval_bounds(net, box)],
+    ):
+        milp.set_bounds(bounds)
+        lp = milp.lp.highs.getLp()
+        a = lp.a_matrix_
+        mat = sparse.csc_matrix(
+            (np.array(a.value_), np.array(a.index_), np.array(a.start_)),
+            shape=(lp.num_row_, lp.num_col_),
+        )
+        cl, cu = np.array(lp.col_lower_), np.array(lp.col_upper_)
+        rl, ru = np.array(lp.row_lower_), np.array(lp.row_upper_)
+        for x in X:
+            v = np.zeros(lp.num_col_)
+            v[milp.x_cols] = (x - milp.x_lo) / milp.x_w
+            h = x
+            for k, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1], strict=True)):
+                z = w @ h + b
+                h = np.maximum(z, 0.0)
+                v[milp.z_cols[k]], v[milp.h_cols[k]], v[milp.d_cols[k]] = z, h, z > 0
+            v[milp.y_cols] = net.weights[-1] @ h + net.biases[-1]
+            act = mat @ v
+            assert np.all(v >= cl - 1e-10) and np.all(v <= cu + 1e-10)
+            assert np.all(act >= rl - 1e-10) and np.all(act <= ru + 1e-10)
 
 
 @settings(max_examples=25, deadline=None)

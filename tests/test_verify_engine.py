@@ -427,3 +427,24 @@ def test_attack_stops_at_its_deadline() -> None:
     c = np.array([[1.0, -1.0, 0.0]])
     res = pgd_attack(net, box, [(c, np.zeros(1))], steps=10_000, deadline=time.perf_counter())
     assert res.steps == 0 and res.points.shape[0] > 0
+
+
+@pytest.mark.parametrize("crown", [False, True])
+def test_wbc_query_that_highs_called_empty(crown: bool) -> None:
+    """Regression: the refined class-0 NAP of the seed-3 WBC network, which 148 training
+    inputs obey. HiGHS's MIP solver once called its membership MILP infeasible (hidden
+    weights of 1e-9 to 1e-8 and raw features up to 4,254), so the verifier said EMPTY;
+    without optimised bounds the term's MILP ran past 240 s. Both must now verify."""
+    from relucid.datasets import wbc_network
+    from relucid.spec import refined_nap
+    from relucid.spec.data import nap_data
+
+    net, _ = wbc_network(random_state=3)
+    ds = nap_data("wbc", random_state=3)
+    spec = refined_nap(net, ds.X_train, ds.y_train, 0, 0.95)
+    members = ds.X_train[ds.y_train == 0][spec.contains(net, ds.X_train[ds.y_train == 0])]
+    assert len(members) > 100
+    least = 0 if crown else 100  # with optimised bounds, or without (the default here)
+    verifier = MilpVerifier(seed=11, crown_min_unstable=least, crown_min_width=least)
+    res = verifier.verify_nap(net, NapQuery(spec.nap, 0, spec.domain), 60)
+    assert res.status is Status.VERIFIED, res.reason

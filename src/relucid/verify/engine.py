@@ -39,7 +39,11 @@ activation pattern (:func:`_repair`) looks for a point strictly inside both the 
 region and the unsafe set, which is replayed again. A candidate that still fails makes the
 verdict UNKNOWN, with the reason, never FALSIFIED or VERIFIED. A VERIFIED verdict for a NAP
 query also needs a point that obeys the NAP (a hint, an attack point or a MILP point, each
-replayed); when the MILP finds none the verdict is EMPTY. Optimised bounds are float64 with
+replayed); when the MILP finds none the verdict is EMPTY. The MILP works on the unit box
+(inputs rescaled) and leaves weights below 1e-7 out of its rows, which then hold the range
+they can add: raw WBC features up to 4,254 and hidden weights of 1e-9 made HiGHS call a
+feasible MILP infeasible (a wrong EMPTY, which ``test_wbc_query_that_highs_called_empty``
+keeps out). Optimised bounds are float64 with
 a rounding pad, like the symbolic ones; every LP bound is recomputed by weak duality from
 HiGHS's duals, and an infeasible relaxation counts only with a Farkas ray that passes the
 same check.
@@ -506,7 +510,7 @@ class MilpVerifier:
         model = self._models.get(key)
         pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
         if model is None or model.net is not net or model.abandoned:
-            model = NetworkMILP(net, box, pairs)
+            model = NetworkMILP(net, box, pairs, unit_inputs=True)
             self._models[key] = model
             while len(self._models) > _CACHE_SIZE:
                 self._models.popitem(last=False)

@@ -39,6 +39,12 @@ from relucid.verify.bounds import interval_step
 FloatArray = NDArray[np.float64]
 Int8Array = NDArray[np.int8]
 
+#: Weights below this in size are left out of a layer's rows, which then hold the range
+#: they can add (a sound enlargement): HiGHS's MIP solver called one WBC query infeasible
+#: because of weights of 1e-9 to 1e-8, though a training input satisfies every row.
+_TINY_WEIGHT = 1e-7
+#: The smallest nonzero big-M constant (see :func:`_big_m`).
+_BIG_M_FLOOR = 1e-6
 #: Seconds a solve may run past its deadline before it is abandoned.
 _GRACE = 0.25
 #: Abandoned solver threads; joined at exit (each stops at HiGHS's next callback, since its
@@ -75,6 +81,12 @@ class NetworkMILP:
     time_limit : seconds per solve, or None.
     relaxed : build the LP relaxation instead (every binary continuous in [0, 1]); see
         :meth:`relaxation`.
+    unit_inputs : the input columns hold ``u = (x - lo) / (hi - lo)`` in ``[0, 1]`` instead of
+        ``x`` (the first layer's weights scaled, its bias shifted). Raw features whose
+        ranges differ by orders of magnitude (WBC: 0.05 to 4,254) make HiGHS misjudge
+        feasibility: on one WBC query its dual simplex called the relaxation infeasible
+        although a training input satisfies every row to 1e-9. Points come back as ``x``;
+        ``A x <= b`` rows and ``c_x`` objectives are given over ``x`` as before.
     """
 
     def __init__(
@@ -85,6 +97,7 @@ class NetworkMILP:
         *,
         time_limit: float | None = None,
         relaxed: bool = False,
+        unit_inputs: bool = False,
     ) -> None:
         sizes = net.hidden_sizes
         if len(bounds) != len(sizes):
@@ -101,6 +114,10 @@ class NetworkMILP:
                 raise InputError(f"bounds of layer {k} must be finite with l <= u")
         self.net, self.box = net, box
         self.lower, self.upper = ls, us
+        # x = x_lo + x_w * (input column); the identity unless unit_inputs
+        self.unit_inputs = unit_inputs
+        self.x_lo = lo.copy() if unit_inputs else np.zeros_like(lo)
+        self.x_w = np.where(hi > lo, hi - lo, 1.0) if unit_inputs else np.ones_like(lo)
         n, m = net.input_dim, net.output_dim
         # Column layout.
         self.x_cols = np.arange(n)
@@ -115,7 +132,10 @@ class NetworkMILP:
         ncols = start + m
         col_lo = np.full(ncols, -np.inf)
         col_hi = np.full(ncols, np.inf)
-        col_lo[self.x_cols], col_hi[self.x_cols] = lo, hi
+        col_lo[self.x_cols] = (lo - self.x_lo) / self.x_w
+        col_hi[self.x_cols] = (hi - self.x_lo) / self.x_w
+        if unit_inputs:
+            col_lo[self.x_cols], col_hi[self.x_cols] = 0.0, np.where(hi > lo, 1.0, 0.0)
         for k in range(len(sizes)):
             col_lo[self.z_cols[k]], col_hi[self.z_cols[k]] = ls[k], us[k]
             col_lo[self.h_cols[k]], col_hi[self.h_cols[k]] = 0.0, np.maximum(us[k], 0.0)
@@ -140,21 +160,36 @@ class NetworkMILP:
         prev = self.x_cols
         self._r2: list[NDArray[np.int64]] = []
         self._r3: list[NDArray[np.int64]] = []
+        # per layer: its affine rows, their bias, and the tiny weights left out of them
+        self._r0: list[NDArray[np.int64]] = []
+        self._bias: list[FloatArray] = []
+        self._tiny: dict[int, tuple[NDArray[np.int64], NDArray[np.int64], FloatArray]] = {}
         for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            if k == 0:  # over the input columns: W (x_lo + x_w u) + b
+                w, b = w * self.x_w[None, :], b + w @ self.x_lo
             out = self.z_cols[k] if k < len(sizes) else self.y_cols
             s_out = w.shape[0]
             r = nrows + np.arange(s_out)
-            # out - W prev = b
+            tiny = (w != 0.0) & (np.abs(w) < _TINY_WEIGHT)
+            if tiny.any():
+                ti, tj = np.nonzero(tiny)
+                self._tiny[k] = (ti, tj, w[ti, tj].copy())
+                w = np.where(tiny, 0.0, w)
+            # out - W prev = b, or within the tiny weights' range when some are left out
             block(r, out, np.ones(s_out))
             wi, wj = np.nonzero(w)
             block(r[wi], prev[wj], -w[wi, wj])
-            row_lo.append(b.astype(np.float64))
-            row_hi.append(b.astype(np.float64))
+            p_lo, p_hi = col_lo[prev], col_hi[prev]
+            t_lo, t_hi = self._tiny_range(k, s_out, p_lo, p_hi)
+            row_lo.append(b.astype(np.float64) + t_lo)
+            row_hi.append(b.astype(np.float64) + t_hi)
+            self._r0.append(r)
+            self._bias.append(b.astype(np.float64))
             nrows += s_out
             if k == len(sizes):
                 break
             z, h, d = self.z_cols[k], self.h_cols[k], self.d_cols[k]
-            lk, uk = np.minimum(ls[k], 0.0), np.maximum(us[k], 0.0)
+            lk, uk = _big_m(ls[k], us[k])
             one = np.ones(s_out)
             r1, r2, r3 = (nrows + np.arange(s_out) + t * s_out for t in range(3))
             block(r1, h, one)  # h - z >= 0
@@ -217,6 +252,22 @@ class NetworkMILP:
         highs.cbIpmInterrupt += self._interrupt
         highs.cbMipInterrupt += self._interrupt
 
+    def _tiny_range(
+        self, k: int, size: int, p_lo: FloatArray, p_hi: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """The range of layer ``k``'s left-out tiny weights times their inputs (in
+        ``[p_lo, p_hi]``), per row; zeros when none were left out."""
+        lo, hi = np.zeros(size), np.zeros(size)
+        if k in self._tiny:
+            ti, tj, tv = self._tiny[k]
+            a, b = tv * p_lo[tj], tv * p_hi[tj]
+            np.add.at(lo, ti, np.minimum(a, b))
+            np.add.at(hi, ti, np.maximum(a, b))
+            # outward by the rounding of the sums (a few ulps of the largest term)
+            pad = 1e-12 * (1.0 + np.maximum(np.abs(lo), np.abs(hi)))
+            lo, hi = lo - pad, hi + pad
+        return lo, hi
+
     def set_nap(self, nap: ArrayLike | None) -> None:
         """Fix neurons: 1 active (``d = 1``), 0 inactive (``d = 0``), -1 free (``d`` binary).
 
@@ -248,14 +299,20 @@ class NetworkMILP:
         """
         cost = np.zeros(self.lp.num_cols)
         cost[self.y_cols] = np.asarray(c_y, dtype=np.float64)
+        offset = 0.0
         if c_x is not None:
-            cost[self.x_cols] = np.asarray(c_x, dtype=np.float64)
+            cx = np.asarray(c_x, dtype=np.float64)
+            cost[self.x_cols] = cx * self.x_w
+            offset = float(cx @ self.x_lo)
         self.lp.set_objective(cost, "max")
         res = self.lp.solve()
-        if res.status is not LPStatus.OPTIMAL or res.x is None:
+        if res.status is not LPStatus.OPTIMAL or res.x is None or res.objective is None:
             return MILPResult(res.status, None, None)
-        x = np.clip(res.x[self.x_cols], self.box.lo, self.box.hi)
-        return MILPResult(LPStatus.OPTIMAL, res.objective, x)
+        return MILPResult(LPStatus.OPTIMAL, res.objective + offset, self._x_of(res.x))
+
+    def _x_of(self, sol: FloatArray) -> FloatArray:
+        """The input ``x`` of a solution vector (clipped to the box)."""
+        return np.clip(self.x_lo + self.x_w * sol[self.x_cols], self.box.lo, self.box.hi)
 
     # -- re-use across queries -------------------------------------------------------------
     def set_bounds(self, bounds: Sequence[tuple[ArrayLike, ArrayLike]]) -> None:
@@ -278,9 +335,16 @@ class NetworkMILP:
                 raise InputError(f"bounds of layer {k} must be finite")
             l_k = np.minimum(l_k, u_k)
             self.lower[k], self.upper[k] = l_k, u_k
-            lk, uk = np.minimum(l_k, 0.0), np.maximum(u_k, 0.0)
+            lk, uk = _big_m(l_k, u_k)
             self.lp.set_cols_bounds(self.z_cols[k], l_k, u_k)
-            self.lp.set_cols_bounds(self.h_cols[k], 0.0, uk)
+            self.lp.set_cols_bounds(self.h_cols[k], 0.0, np.maximum(u_k, 0.0))
+            if k + 1 in self._tiny:  # the next layer's rows hold the tiny weights' range
+                t_lo, t_hi = self._tiny_range(
+                    k + 1, self._bias[k + 1].size, np.zeros_like(u_k), np.maximum(u_k, 0.0)
+                )
+                self.lp.set_rows_bounds(
+                    self._r0[k + 1], self._bias[k + 1] + t_lo, self._bias[k + 1] + t_hi
+                )
             self.lp.set_rows_bounds(self._r3[k], -np.inf, -lk)
             for r2, r3, d, a, c in zip(
                 self._r2[k].tolist(),
@@ -317,6 +381,8 @@ class NetworkMILP:
             rhs = np.asarray(rows[1], dtype=np.float64).reshape(-1)
             if a.shape != (rhs.size, cols.size):
                 raise InputError(f"extra rows have shape {a.shape}, expected (k, {cols.size})")
+            if cols is self.x_cols:  # A (x_lo + x_w u) <= b
+                a, rhs = a * self.x_w[None, :], rhs - a @ self.x_lo
             for coef, r in zip(a, rhs, strict=True):
                 key = cols[:1].tobytes() + coef.tobytes()
                 idx = self._extra.get(key)
@@ -408,7 +474,9 @@ class NetworkMILP:
             raise InputError("this model is a relaxation already")
         if self._relaxation is None:
             pairs = list(zip(self.lower, self.upper, strict=True))
-            relax = NetworkMILP(self.net, self.box, pairs, relaxed=True)
+            relax = NetworkMILP(
+                self.net, self.box, pairs, relaxed=True, unit_inputs=self.unit_inputs
+            )
             relax.set_nap(self.nap)
             self._relaxation = relax
         return self._relaxation
@@ -494,8 +562,18 @@ class NetworkMILP:
 
     def point(self, sol: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
         """The input and the activation pattern (binaries rounded) of a MILP solution."""
-        x = np.clip(sol[self.x_cols], self.box.lo, self.box.hi)
+        x = self._x_of(sol)
         return x, sol[self._d_all] > 0.5
+
+
+def _big_m(lower: FloatArray, upper: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The big-M constants ``min(l, 0)`` and ``max(u, 0)``, pushed out to at least
+    ``_BIG_M_FLOOR`` in size where nonzero. Looser constants stay valid; tiny ones (a
+    neuron whose bound is 1e-9 from zero) are coefficients HiGHS drops below 1e-9 or
+    mis-scales: on one WBC query its dual simplex called a feasible relaxation infeasible."""
+    lk = np.where(lower < 0.0, np.minimum(lower, -_BIG_M_FLOOR), 0.0)
+    uk = np.where(upper > 0.0, np.maximum(upper, _BIG_M_FLOOR), 0.0)
+    return lk, uk
 
 
 def _logit_bounds(

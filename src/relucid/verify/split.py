@@ -128,7 +128,7 @@ def split_search(
         if unstable <= split_leaf_unstable or depth >= split_max_depth:
             leaves += 1
             pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
-            model = NetworkMILP(net, piece, pairs)
+            model = NetworkMILP(net, piece, pairs, unit_inputs=True)
             model.set_nap(effective_nap(pnap, bounds))
             for i in still:
                 c, d = cs[i], ds[i]
