@@ -448,3 +448,28 @@ def test_wbc_query_that_highs_called_empty(crown: bool) -> None:
     verifier = MilpVerifier(seed=11, crown_min_unstable=least, crown_min_width=least)
     res = verifier.verify_nap(net, NapQuery(spec.nap, 0, spec.domain), 60)
     assert res.status is Status.VERIFIED, res.reason
+
+
+def test_empty_needs_a_second_opinion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EMPTY rests on HiGHS's word that the membership MILP is infeasible. A first solve
+    that wrongly says so (faked here at the default tolerance) is re-asked at the tighter
+    one: non-empty NAPs must not come out EMPTY, and truly empty ones still do."""
+    from relucid.verify.milp import MILPSearch, NetworkMILP
+
+    real_find = NetworkMILP.find
+
+    def flaky_find(self: NetworkMILP, c_y: object, time_limit: float | None) -> MILPSearch:
+        tol = float(self.lp.highs.getOptionValue("mip_feasibility_tolerance")[1])
+        if c_y is None and tol > 1e-8:  # the membership search, at the default tolerance
+            return MILPSearch("infeasible", None, 0, "")
+        return real_find(self, c_y, time_limit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(NetworkMILP, "find", flaky_find)
+    net = balanced_net([2, 5, 4, 3])
+    verifier = MilpVerifier(split_max_dim=0, attack=False)
+    rechecked = 0
+    for q in random_queries(net, BOX2, 25, 7):
+        res = verifier.verify_nap(net, q, timeout=30)
+        assert res.status is exact_verdict(net, q), (q.to_dict(), res)
+        rechecked += int(res.stats.get("empty_rechecks", 0))
+    assert rechecked > 0

@@ -54,9 +54,11 @@ def confirm_milp(
     repair: Callable[[BoolArray], FloatArray | None],
     deadline: float | None,
     stats: dict[str, float],
+    passes: tuple[bool, ...] = (False, True),
 ) -> tuple[str, FloatArray | None]:
     """One MILP search: ``("infeasible", None)``, ``("confirmed", x)`` or
-    ``("unconfirmed", None)``.
+    ``("unconfirmed", None)``. ``passes`` says which solves may run, in order: the default
+    integrality tolerance (False) and the 1000x tighter one (True).
 
     HiGHS's tolerances only ever enlarge the set it searches (a binary within 1e-6 of
     an integer lets ``h`` leave ``relu(z)`` by 1e-6 times the big-M constant), so
@@ -65,7 +67,7 @@ def confirm_milp(
     pattern), then searched again once with a 1000x tighter integrality tolerance.
     """
     h = model.lp.highs
-    for tight in (False, True):
+    for tight in passes:
         if tight:
             h.setOptionValue("mip_feasibility_tolerance", 1e-9)
         try:

@@ -214,6 +214,20 @@ def settle_terms(
             stats,
         )
         if verdict == "infeasible":
+            # A second opinion before EMPTY (which no certificate backs): the same model at
+            # the 1000x tighter integrality tolerance, where HiGHS found the point it had
+            # missed on the one WBC query it wrongly called infeasible.
+            stats["empty_rechecks"] = stats.get("empty_rechecks", 0) + 1
+            verdict, x = confirm_milp(
+                model,
+                None,
+                lambda p: bool(obeys(p[None, :]).any()),
+                lambda pattern: repair_point(net, box, a_mat, b_vec, pattern, no_rows, np.zeros(0)),
+                deadline,
+                stats,
+                passes=(True,),
+            )
+        if verdict == "infeasible":
             return SearchOutcome(Status.EMPTY, "the MILP proves no input obeys the NAP")
         if verdict == "unconfirmed":
             return SearchOutcome(
