@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import sparse
 from scipy.optimize import linprog
 
 from relucid import Box, InputError, LPStatus, ReluNetwork, local_affine, region
 from relucid.lp import LinearProgram
-from relucid.verify.milp import LpSnapshot, NetworkMILP
+from relucid.verify.dual import LpSnapshot
+from relucid.verify.milp import MILPResult, NetworkMILP
 
 
 def tiny_net(seed: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> ReluNetwork:
@@ -73,6 +73,22 @@ def brute_force_max(net: ReluNetwork, box: Box, c_y: np.ndarray, nap: np.ndarray
     return best
 
 
+def milp_max_matches_enumeration(
+    milp: NetworkMILP, net: ReluNetwork, box: Box, c_y: np.ndarray, nap: np.ndarray, tol: float
+) -> MILPResult | None:
+    """Under ``nap``, the MILP's maximum of ``c_y . y`` equals pattern enumeration (INFEASIBLE
+    when no pattern is allowed: then None)."""
+    milp.set_nap(nap)
+    res = milp.maximize(c_y)
+    expect = brute_force_max(net, box, c_y, nap)
+    if not np.isfinite(expect):
+        assert res.status is LPStatus.INFEASIBLE
+        return None
+    assert res.status is LPStatus.OPTIMAL and res.value is not None
+    assert res.value == pytest.approx(expect, abs=tol)
+    return res
+
+
 @settings(max_examples=25, deadline=None)
 @given(*TINY_CASES)
 def test_milp_maximum_equals_pattern_enumeration(
@@ -84,15 +100,12 @@ def test_milp_maximum_equals_pattern_enumeration(
     rng = np.random.default_rng(nap_seed)
     nap = rng.choice(np.array([-1, -1, 0, 1], dtype=np.int8), size=net.num_hidden)
     c_y = rng.normal(size=n_out)
-    milp = NetworkMILP(net, box, interval_bounds(net, box))
-    milp.set_nap(nap)
-    res = milp.maximize(c_y)
-    expect = brute_force_max(net, box, c_y, nap)
-    if not np.isfinite(expect):
-        assert res.status is LPStatus.INFEASIBLE
+    res = milp_max_matches_enumeration(
+        NetworkMILP(net, box, interval_bounds(net, box)), net, box, c_y, nap, 1e-6
+    )
+    if res is None:
         return
-    assert res.status is LPStatus.OPTIMAL and res.x is not None and res.value is not None
-    assert res.value == pytest.approx(expect, abs=1e-6)
+    assert res.x is not None and res.value is not None
     # The maximiser replays through a plain forward pass, with a pattern the NAP allows
     # (neurons within 1e-7 of zero may round either way).
     y = net.forward(res.x)
@@ -121,14 +134,10 @@ def test_unit_inputs_and_tiny_weights_keep_the_milp_exact(
     nap = rng.choice(np.array([-1, -1, 0, 1], dtype=np.int8), size=net.num_hidden)
     c_y = rng.normal(size=n_out)
     milp = NetworkMILP(net, box, interval_bounds(net, box), unit_inputs=True)
-    milp.set_nap(nap)
-    res = milp.maximize(c_y)
-    expect = brute_force_max(net, box, c_y, nap)
-    if not np.isfinite(expect):
-        assert res.status is LPStatus.INFEASIBLE
+    res = milp_max_matches_enumeration(milp, net, box, c_y, nap, 1e-5)
+    if res is None:
         return
-    assert res.status is LPStatus.OPTIMAL and res.x is not None and res.value is not None
-    assert res.value == pytest.approx(expect, abs=1e-5)
+    assert res.x is not None and res.value is not None
     assert np.all(res.x >= box.lo) and np.all(res.x <= box.hi)
     assert c_y @ net.forward(res.x) == pytest.approx(res.value, abs=1e-5)
 
@@ -152,16 +161,10 @@ def test_every_true_point_satisfies_the_rows_with_tiny_weights() -> None:
         [(lo - 1.0, hi + 2.0) for lo, hi in interval_bounds(net, box)],
     ):
         milp.set_bounds(bounds)
-        lp = milp.lp.highs.getLp()
-        a = lp.a_matrix_
-        mat = sparse.csc_matrix(
-            (np.array(a.value_), np.array(a.index_), np.array(a.start_)),
-            shape=(lp.num_row_, lp.num_col_),
-        )
-        cl, cu = np.array(lp.col_lower_), np.array(lp.col_upper_)
-        rl, ru = np.array(lp.row_lower_), np.array(lp.row_upper_)
+        snap = LpSnapshot.of(milp.lp.highs)
+        mat, cl, cu, rl, ru = snap.a, snap.col_lo, snap.col_hi, snap.row_lo, snap.row_hi
         for x in X:
-            v = np.zeros(lp.num_col_)
+            v = np.zeros(milp.lp.num_cols)
             v[milp.x_cols] = (x - milp.x_lo) / milp.x_w
             h = x
             for k, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1], strict=True)):

@@ -35,6 +35,7 @@ from relucid.errors import InputError, SolverError
 from relucid.lp import LinearProgram, LPStatus, SolverTimeout
 from relucid.network import ReluNetwork
 from relucid.verify.bounds import interval_step
+from relucid.verify.dual import LpSnapshot
 
 FloatArray = NDArray[np.float64]
 Int8Array = NDArray[np.int8]
@@ -587,71 +588,6 @@ def _logit_bounds(
     return interval_step(
         net.weights[-1], net.biases[-1], np.zeros_like(u_last), np.maximum(u_last, 0.0)
     )
-
-
-@dataclass(frozen=True)
-class LpSnapshot:
-    """An LP as HiGHS holds it (``min c.x``, ``row_lo <= A x <= row_hi``,
-    ``col_lo <= x <= col_hi``), copied once so bounds can be proved for many objectives."""
-
-    a: sparse.csr_array
-    row_lo: FloatArray
-    row_hi: FloatArray
-    col_lo: FloatArray
-    col_hi: FloatArray
-    offset: float
-
-    @classmethod
-    def of(cls, h: highspy.Highs) -> LpSnapshot:
-        lp = h.getLp()
-        if lp.sense_ == highspy.ObjSense.kMaximize:
-            raise InputError("a dual bound bounds a minimisation")
-        mat = lp.a_matrix_
-        shape = (lp.num_row_, lp.num_col_)
-        parts = (
-            np.asarray(mat.value_, dtype=np.float64),
-            np.asarray(mat.index_, dtype=np.int64),
-            np.asarray(mat.start_, dtype=np.int64),
-        )
-        rowwise = mat.format_ == highspy.MatrixFormat.kRowwise
-        a = (
-            sparse.csr_array(parts, shape=shape)
-            if rowwise
-            else sparse.csc_array(parts, shape=shape).tocsr()
-        )
-        return cls(
-            a,
-            np.asarray(lp.row_lower_, dtype=np.float64),
-            np.asarray(lp.row_upper_, dtype=np.float64),
-            np.asarray(lp.col_lower_, dtype=np.float64),
-            np.asarray(lp.col_upper_, dtype=np.float64),
-            float(lp.offset_),
-        )
-
-    def dual_bound(self, c: FloatArray, r: FloatArray) -> float:
-        """A lower bound on ``min c.x`` over this LP, proved by weak duality from row
-        multipliers ``r`` (HiGHS's row duals).
-
-        For any ``r`` and ``g = c - A^T r``, every feasible ``x`` has ``c.x = g.x + r.(A x)
-        >= sum_j min(g_j l_j, g_j u_j) + sum_i min(r_i L_i, r_i U_i)``. With the LP's optimal
-        duals this is its optimum up to rounding; with any other ``r`` it is weaker but still
-        valid, so the bound never rests on the solver's feasibility tolerances. Multipliers
-        of rows whose needed side is infinite are dropped (set to 0); the sum is lowered by
-        a relative 1e-12 of its terms' magnitudes for floating-point rounding.
-        """
-        # The side each multiplier meets: lower for r > 0, upper for r < 0; a multiplier
-        # whose side is infinite is dropped (its row could not bound anything).
-        r_side = np.where(r > 0, self.row_lo, self.row_hi)
-        r = np.where(np.isfinite(r_side), r, 0.0)
-        row_terms = r * np.where(r != 0, r_side, 0.0)
-        g = c - self.a.T @ r
-        g_side = np.where(g > 0, self.col_lo, self.col_hi)
-        if np.any((g != 0) & ~np.isfinite(g_side)):
-            return float("-inf")
-        col_terms = g * np.where(g != 0, g_side, 0.0)
-        total = float(row_terms.sum() + col_terms.sum()) + self.offset
-        slack = 1e-12 * float(np.abs(row_terms).sum() + np.abs(col_terms).sum() + 1.0)
-        return total - slack
 
 
 @dataclass(frozen=True)

@@ -205,28 +205,25 @@ def settle_terms(
     if need_member and not member:
         model.set_extra_rows(x_rows=x_rows)
         no_rows = np.zeros((0, net.output_dim))
-        verdict, x = confirm_milp(
-            model,
-            None,
-            lambda p: bool(obeys(p[None, :]).any()),
-            lambda pattern: repair_point(net, box, a_mat, b_vec, pattern, no_rows, np.zeros(0)),
-            deadline,
-            stats,
-        )
-        if verdict == "infeasible":
-            # A second opinion before EMPTY (which no certificate backs): the same model at
-            # the 1000x tighter integrality tolerance, where HiGHS found the point it had
-            # missed on the one WBC query it wrongly called infeasible.
-            stats["empty_rechecks"] = stats.get("empty_rechecks", 0) + 1
-            verdict, x = confirm_milp(
+
+        def member_search(passes: tuple[bool, ...]) -> tuple[str, FloatArray | None]:
+            return confirm_milp(
                 model,
                 None,
                 lambda p: bool(obeys(p[None, :]).any()),
                 lambda pattern: repair_point(net, box, a_mat, b_vec, pattern, no_rows, np.zeros(0)),
                 deadline,
                 stats,
-                passes=(True,),
+                passes=passes,
             )
+
+        verdict, _ = member_search((False, True))
+        if verdict == "infeasible":
+            # A second opinion before EMPTY (which no certificate backs): the same model at
+            # the 1000x tighter integrality tolerance, where HiGHS found the point it had
+            # missed on the one WBC query it wrongly called infeasible.
+            stats["empty_rechecks"] = stats.get("empty_rechecks", 0) + 1
+            verdict, _ = member_search((True,))
         if verdict == "infeasible":
             return SearchOutcome(Status.EMPTY, "the MILP proves no input obeys the NAP")
         if verdict == "unconfirmed":
