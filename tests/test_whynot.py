@@ -373,3 +373,52 @@ def test_milp_answers_on_the_wbc_network_are_confirmed() -> None:
         assert r.counterfactual is not None and int(ex.classify(r.counterfactual)[0]) == t
         assert np.array_equal(net.patterns(r.counterfactual)[0], r.target_pattern)
         assert r.lower_bound is not None and r.lower_bound <= (r.hamming or 0)
+
+
+@pytest.mark.parametrize("scale", [0.01, 1000.0])
+def test_milp_is_exact_on_raw_feature_scales_with_tiny_weights(scale: float) -> None:
+    """The why-not MILP works on the unit box with tiny weights as ranges (the verifier's
+    model): a network over features on scale ``scale``, shifted off zero, with hidden
+    weights of 1e-9, must give the same minimum Hamming distance as brute force on its
+    [-1, 1] twin, and the L-inf distance scaled by ``scale``."""
+    base = nets()[1]
+    tiny = [w.copy() for w in base.weights]
+    tiny[1][np.abs(tiny[1]) < np.median(np.abs(tiny[1]))] = 1e-9
+    twin = ReluNetwork(tiny, base.biases).replace(domain=BOX)
+    shift = np.array([3.0, -7.0]) * scale
+    # x' = shift + scale * x, so the first layer reads (x' - shift) / scale
+    w0 = twin.weights[0] / scale
+    b0 = twin.biases[0] - w0 @ shift
+    raw = ReluNetwork([w0, *twin.weights[1:]], [b0, *twin.biases[1:]])
+    box = Box(shift - scale, shift + scale)
+    ex = WhyNotExplainer(raw, box)
+    rng = np.random.default_rng(4)
+    checked = milp = 0
+    for x in rng.uniform(-1, 1, (4, 2)):
+        xr = shift + scale * x
+        c = int(ex.classify(xr)[0])
+        p = twin.patterns(x)[0]
+        assert np.array_equal(raw.patterns(xr)[0], p)
+        for t in (j for j in range(3) if j != c):
+            want = min_hamming(twin, p, t)
+            r = ex.why_not(xr, t, timeout=30)
+            if want is None:
+                assert r.outcome == "impossible", r.reason
+                continue
+            assert r.outcome == "found" and r.proved_nearest, r.reason
+            assert r.hamming == want
+            cf = r.counterfactual
+            assert cf is not None and box.contains(cf)
+            assert int(np.argmax(raw.forward(cf))) == t
+            far = min_distance(twin, x, t, "linf")
+            assert far is not None
+            d = ex.why_not(xr, t, objective="linf", timeout=30)
+            assert d.outcome == "found" and d.distance_linf is not None
+            # a same-region answer need not be the nearest input; the MILP's must be
+            assert d.distance_linf >= scale * (far - 1e-6)
+            if d.strategy == "milp":
+                assert "not proved" not in d.reason
+                assert d.distance_linf == pytest.approx(scale * far, rel=1e-3, abs=1e-4 * scale)
+                milp += 1
+            checked += 1
+    assert checked >= 3 and milp >= 2

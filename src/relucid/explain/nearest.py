@@ -56,7 +56,9 @@ class NearestRegionMILP:
             # 1_1, and no query they let the MILP prove)
             bounds = symbolic_bounds(net, self.ex.domain)
             pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
-            model = NetworkMILP(net, self.ex.domain, pairs)
+            # over the unit box, tiny weights as ranges: the verifier's exact model (raw
+            # features up to thousands with hidden weights near 1e-9 misled HiGHS there)
+            model = NetworkMILP(net, self.ex.domain, pairs, unit_inputs=True)
             n = net.input_dim
             lp = model.lp
             # distance columns: s (L-inf) and t_i (L1), with rows filled in per query
@@ -135,7 +137,7 @@ class NearestRegionMILP:
         values = np.asarray(h.getSolution().col_value, dtype=np.float64)
         d = np.concatenate(model.d_cols)
         q = values[d] > 0.5
-        xs = np.clip(values[model.x_cols], self.ex.domain.lo, self.ex.domain.hi)
+        xs = model.point(values)[0]
         real = net.patterns(xs)[0]
         if not self.ex._feasible(q, target, stats) and self.ex._feasible(real, target, stats):
             q = real
@@ -264,7 +266,7 @@ class NearestRegionMILP:
         """Every MILP column's value at ``point`` (a feasible solution to start from)."""
         net = self.net
         full = np.zeros(model.lp.num_cols)
-        full[model.x_cols] = point
+        full[model.x_cols] = (point - model.x_lo) / model.x_w
         zs = net.pre_activations(point[None, :])
         for k, z in enumerate(zs[: len(model.z_cols)]):
             full[model.z_cols[k]] = z[0]
@@ -277,7 +279,8 @@ class NearestRegionMILP:
         return full
 
     def _distance_rows(self, model: Any, base: int, x: FloatArray) -> None:
-        """Rows ``|x_i - x0_i| <= s w_i`` and ``|x_i - x0_i| <= t_i w_i`` for this ``x0``."""
+        """Rows ``|x_i - x0_i| <= s w_i`` and ``|x_i - x0_i| <= t_i w_i`` for this ``x0``, over
+        the model's input columns ``u`` with ``x = x_lo + x_w u``."""
         lp = model.lp
         n = x.size
         w = self.ex._width
@@ -286,15 +289,16 @@ class NearestRegionMILP:
             A = np.zeros((4 * n, lp.num_cols))
             for i in range(n):
                 for r, sign in ((4 * i, 1.0), (4 * i + 1, -1.0)):
-                    A[r, model.x_cols[i]] = sign
+                    A[r, model.x_cols[i]] = sign * model.x_w[i]
                     A[r, base] = -w[i]
                 for r, sign in ((4 * i + 2, 1.0), (4 * i + 3, -1.0)):
-                    A[r, model.x_cols[i]] = sign
+                    A[r, model.x_cols[i]] = sign * model.x_w[i]
                     A[r, base + 1 + i] = -w[i]
             start = lp.num_rows
             lp.add_rows(A, np.zeros(4 * n))
             rows = np.arange(start, start + 4 * n)
             model._dist_rows = rows
         rhs = np.empty(4 * n)
-        rhs[0::4], rhs[1::4], rhs[2::4], rhs[3::4] = x, -x, x, -x
+        off = x - model.x_lo
+        rhs[0::4], rhs[1::4], rhs[2::4], rhs[3::4] = off, -off, off, -off
         lp.set_rows_bounds(rows, np.full(4 * n, -np.inf), rhs)
