@@ -10,7 +10,8 @@ Targets (issue): milp answers >= 99% of queries within 10 s with median <= 1 s; 
 facet recorded beside it.
 
 Run: ``python benchmarks/why_not.py [--acas-inputs 100] [--wbc-inputs 50] [--timeout 10]
-[--strategies milp,hamming,facet] [--out FILE]``; writes ``benchmarks/results/why_not.json``.
+[--strategies milp,hamming,facet] [--out FILE] [--shard K/N]``; writes
+``benchmarks/results/why_not.json``; ``--merge A.json B.json`` joins the shards of one run.
 ``--timeout 0.9 --strategies milp --out benchmarks/results/why_not_fast.json`` measures the
 answers a user gets within a second (the milp strategy returns its best confirmed region at
 the budget; the MILP rarely proves it nearest in either budget).
@@ -103,14 +104,16 @@ def summarise(records: list[dict[str, Any]], args: argparse.Namespace) -> list[d
     return rows
 
 
-def save(records: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+def save(
+    records: list[dict[str, Any]], args: argparse.Namespace, command: str | None = None
+) -> list[dict[str, Any]]:
     """Write the results file (after every query, so a killed run keeps what it measured)."""
     rows = summarise(records, args)
     out = {
         "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
         f"python {platform.python_version()}",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python", *sys.argv]),
+        "command": command or " ".join(["python", *sys.argv]),
         "timeout_s": args.timeout,
         "others_inputs": args.others_inputs,
         "targets": {"milp_answered_pct_min": 99.0, "milp_median_s_max": 1.0},
@@ -141,12 +144,39 @@ def main() -> None:
         help="Run hamming and facet only on the first N inputs of each network (they spend "
         "the whole limit on most queries; milp runs on all).",
     )
+    ap.add_argument(
+        "--shard",
+        default=None,
+        help="K/N: only the inputs whose index is K modulo N (run N shards side by side, "
+        "then --merge their files).",
+    )
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="Merge the per-query records of these results files (shards of one run) into "
+        "--out, instead of running queries.",
+    )
     args = ap.parse_args()
     console = Console(width=160)
+    if args.merge:
+        parts = [json.loads(f.read_text()) for f in args.merge]
+        merged = [r for part in parts for r in part["queries"]]
+        args.others_inputs = parts[0]["others_inputs"]
+        args.timeout = parts[0]["timeout_s"]
+        args.strategies = ",".join(dict.fromkeys(r["strategy"] for r in merged))
+        commands = [part["command"] for part in parts]
+        rows = save(merged, args, command=" && ".join(commands))
+        show(rows, args, console)
+        return
+    shard, shards = (0, 1) if args.shard is None else map(int, args.shard.split("/"))
     # input by input across both networks, so a run cut short still covers both
     qs = sorted(queries(args.acas_inputs, args.wbc_inputs), key=lambda q: q[4])
     records: list[dict[str, Any]] = []
     for net_name, ex, x, t, i in qs:
+        if i % shards != shard:
+            continue
         for strategy in args.strategies.split(","):
             if strategy != "milp" and args.others_inputs is not None and i >= args.others_inputs:
                 continue
@@ -171,7 +201,11 @@ def main() -> None:
             records.append(rec)
             console.print(rec)
             save(records, args)
-    rows = save(records, args)
+    show(save(records, args), args, console)
+
+
+def show(rows: list[dict[str, Any]], args: argparse.Namespace, console: Console) -> None:
+    """Print the table of ``rows``."""
     table = Table(title=f"why-not, {args.timeout:g} s per query")
     for col in rows[0]:
         table.add_column(col.replace("_", " "), justify="right")
