@@ -377,7 +377,7 @@ class _TwoAtATime:
         pass
 
 
-@pytest.mark.parametrize("method", ["group", "stochastic"])
+@pytest.mark.parametrize("method", ["coarsen", "group", "stochastic"])
 def test_process_pool_gives_the_verdict_driven_result(method: str) -> None:
     """Independent calls run together; the NAP depends on the verdicts only, so a process
     pool gives what the same batches give in this process."""
@@ -424,3 +424,60 @@ def test_cw_attack_returns_close_misclassified_points_in_the_box() -> None:
             return float(np.mean(np.min(np.linalg.norm((P[:, None] - xs) / w, axis=2), axis=1)))
 
         assert near(pts) <= near(pgd) + 1e-9
+
+
+def _speculation_case(rng: np.random.Generator, ahead: int) -> None:
+    """One random monotone oracle: a NAP fails once it frees two of the ``pair`` neurons,
+    or any ``fatal`` neuron."""
+    from relucid.spec.coarsen import coarsen
+
+    n = 30
+    nap = rng.integers(0, 2, n).astype(np.int8)
+    nap[rng.random(n) < 0.2] = -1
+    fatal = rng.random(n) < 0.15
+    pair = rng.random(n) < 0.3
+    order = [int(i) for i in rng.permutation(n)]
+
+    def verdict(p: np.ndarray) -> Status:
+        free = (p == -1) & (nap >= 0)
+        bad = free[fatal].any() or free[pair].sum() >= 2
+        return Status.FALSIFIED if bad else Status.VERIFIED
+
+    serial_asked: list[bytes] = []
+
+    def serial(p: np.ndarray) -> Status:
+        serial_asked.append(p.tobytes())
+        return verdict(p)
+
+    want = coarsen(serial, nap, order)
+    cache: dict[bytes, Status] = {}
+    batches: list[int] = []
+    late: list[bytes] = []
+
+    def prefetch(naps: object) -> None:
+        batch = list(naps)  # type: ignore[call-overload]
+        batches.append(len(batch))
+        for p in batch:
+            cache[p.tobytes()] = verdict(p)
+
+    def oracle(p: np.ndarray) -> Status:
+        if p.tobytes() not in cache:
+            late.append(p.tobytes())
+            cache[p.tobytes()] = verdict(p)
+        return cache[p.tobytes()]
+
+    got = coarsen(oracle, nap, order, prefetch=prefetch, ahead=ahead)
+    assert np.array_equal(got, want)
+    assert set(serial_asked) <= set(cache)
+    assert batches and max(batches) <= ahead
+    # every serial step but at most the last was decided ahead, in a batch
+    assert len(late) <= 1
+
+
+@pytest.mark.parametrize("ahead", [2, 3, 5])
+def test_speculative_coarsen_asks_the_serial_path(ahead: int) -> None:
+    """Speculative COARSEN decides the serial algorithm's NAPs (and some wasted ones) and
+    returns its result."""
+    rng = np.random.default_rng(ahead)
+    for _ in range(20):
+        _speculation_case(rng, ahead)

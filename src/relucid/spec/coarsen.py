@@ -64,13 +64,41 @@ class NotASpecificationError(RelucidError):
 
 
 def coarsen(
-    oracle: Callable[[Int8Array], Status], nap: Int8Array, order: Sequence[int]
+    oracle: Callable[[Int8Array], Status],
+    nap: Int8Array,
+    order: Sequence[int],
+    prefetch: Callable[[Sequence[Int8Array]], None] | None = None,
+    ahead: int = 1,
 ) -> Int8Array:
-    """COARSEN (Algorithm 2): free each fixed neuron of ``order`` in turn while VERIFIED."""
+    """COARSEN (Algorithm 2): free each fixed neuron of ``order`` in turn while VERIFIED.
+
+    With ``prefetch`` and ``ahead > 1`` the calls are speculative: before each step the
+    next ``ahead`` NAPs of the path that every call so far being VERIFIED would take
+    (freeing the next neuron, then the next two, ...) are decided together (e.g. in
+    parallel). Most calls verify, so the path usually is that one; a call that fails wastes
+    the speculation past it. The NAPs asked, and so the result, are those of the serial
+    algorithm: only the wall time and the extra (wasted) calls differ.
+    """
     cur = nap.copy()
-    for i in order:
+    asked: set[bytes] = set()  # NAPs this run has already sent to prefetch
+    for pos, i in enumerate(order):
         if cur[i] < 0:
             continue
+        if prefetch is not None and ahead > 1:
+            chain: list[Int8Array] = []
+            step = cur
+            for j in order[pos:]:
+                if len(chain) == ahead:
+                    break
+                if step[j] < 0:
+                    continue
+                step = step.copy()
+                step[j] = -1
+                if step.tobytes() not in asked:
+                    chain.append(step)
+            if len(chain) > 1:
+                asked.update(t.tobytes() for t in chain)
+                prefetch(chain)
         trial = cur.copy()
         trial[i] = -1
         if oracle(trial) is Status.VERIFIED:
@@ -409,7 +437,9 @@ class NapLearner:
         elif self.method == "group":
             final = group_coarsen(oracle, refined.nap, order, prefetch=oracle.prefetch)
         else:
-            final = coarsen(oracle, refined.nap, order)
+            final = coarsen(
+                oracle, refined.nap, order, prefetch=oracle.prefetch, ahead=executor.workers
+            )
         self.calls_ = oracle.calls
         self.replayed_ = oracle.replayed
         self.reused_ = oracle.reused
