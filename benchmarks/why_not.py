@@ -188,6 +188,7 @@ def main() -> None:
             rec = {
                 "network": net_name,
                 "strategy": strategy,
+                "input": i,
                 "target": t,
                 "outcome": r.outcome,
                 "answered_by": r.strategy,
