@@ -481,3 +481,17 @@ def test_speculative_coarsen_asks_the_serial_path(ahead: int) -> None:
     rng = np.random.default_rng(ahead)
     for _ in range(20):
         _speculation_case(rng, ahead)
+
+
+def test_query_carries_the_inputs_that_obey_the_nap_as_hints() -> None:
+    net, X, y = data()
+    spec = refined_nap(net, X, y, 1, 0.95)
+    inside = spec.contains(net, X)
+    assert inside.any() and not inside.all()
+    q = spec.query(net, X, max_hints=5)
+    assert q.hints is not None and len(q.hints) == min(5, int(inside.sum()))
+    assert spec.contains(net, q.hints).all() and q.obeys(net, q.hints).all()
+    assert np.array_equal(q.nap, spec.nap) and q.label == 1
+    assert spec.query(net, X[~inside]).hints is None and spec.query(net).hints is None
+    res = MilpVerifier(seed=0).verify_nap(net, spec.query(net, X), 30)
+    assert res.status is Status.VERIFIED

@@ -168,16 +168,18 @@ def nap_check_cmd(
     """Re-verify a saved spec against its network (exit 0 only when VERIFIED)."""
     from relucid.spec import NapSpec
     from relucid.spec.data import nap_data
-    from relucid.verify import NapQuery, get_verifier
+    from relucid.verify import get_verifier
 
     try:
         net = _nap_model(model)
         s = NapSpec.load(spec)
         s.check(net)
-        res = get_verifier(backend).verify_nap(net, NapQuery(s.nap, s.label, s.domain), timeout)
+        ds = nap_data(data) if data is not None else None
+        # the data's class inputs that obey the NAP witness that it is not empty
+        members = None if ds is None else ds.X_train[ds.y_train == s.label]
+        res = get_verifier(backend).verify_nap(net, s.query(net, members), timeout)
         payload: dict[str, object] = {"spec": str(spec), "size": s.size, **res.to_dict()}
-        if data is not None:
-            ds = nap_data(data)
+        if ds is not None:
             payload["train_coverage"] = s.coverage(net, ds.X_train[ds.y_train == s.label])
             payload["test_coverage"] = s.coverage(net, ds.X_test[ds.y_test == s.label])
     except RelucidError as exc:

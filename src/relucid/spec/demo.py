@@ -10,7 +10,7 @@ from relucid.datasets import Split
 from relucid.network import ReluNetwork
 from relucid.spec.coarsen import NapLearner
 from relucid.verify.backends import get_verifier
-from relucid.verify.query import NapQuery, Status
+from relucid.verify.query import Status
 
 
 def run_nap_demo(console: Console, net: ReluNetwork, split: Split, label: int = 1) -> bool:
@@ -24,7 +24,8 @@ def run_nap_demo(console: Console, net: ReluNetwork, split: Split, label: int = 
     spec = learner.spec_
     # A fresh verifier on a 1-neuron NAP is a hard whole-network query: about 40 s with the
     # optimised bounds (47-213 s without; HiGHS's path varies), so it gets 300 s.
-    again = get_verifier("milp").verify_nap(net, NapQuery(spec.nap, label, spec.domain), 300)
+    members = X_train[y_train == label]
+    again = get_verifier("milp").verify_nap(net, spec.query(net, members), 300)
     ok = again.status is Status.VERIFIED
     console.print(
         f"{spec}\nrefined |P| = {learner.refined_.size} -> {spec.size} in "

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from relucid.domain import Box
 from relucid.errors import InputError
 from relucid.network import ReluNetwork
-from relucid.verify.query import as_nap
+from relucid.verify.query import NapQuery, as_nap
 
 Int8Array = NDArray[np.int8]
 BoolArray = NDArray[np.bool_]
@@ -92,6 +92,27 @@ class NapSpec:
         """Share of the rows of ``X`` that match (NaN for no rows)."""
         xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
         return float(self.contains(net, xa).mean()) if xa.shape[0] else math.nan
+
+    def query(self, net: ReluNetwork, X: ArrayLike | None = None, max_hints: int = 16) -> NapQuery:
+        """The verifier query "every input of the domain that obeys the NAP is classified
+        as the label", with up to ``max_hints`` rows of ``X`` that obey the NAP as hints.
+
+        A VERIFIED verdict also needs one input that obeys the NAP (else the NAP is EMPTY);
+        a hint is that witness at once, where the verifier would otherwise search for one
+        (on mnist-256x4 a lone COARSEN result's membership MILP ran past 300 s, and the
+        same query with hints verifies in about 2 s). Hints never decide the other terms.
+        """
+        hints = None
+        if X is not None:
+            xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
+            if xa.shape[0]:
+                hints = xa[self.contains(net, xa)][:max_hints]
+        return NapQuery(
+            self.nap,
+            self.label,
+            self.domain,
+            hints=hints if hints is not None and hints.size else None,
+        )
 
     def __le__(self, other: NapSpec) -> bool:
         """``self <= other``: self is coarser (each neuron self fixes, other fixes the same)."""
