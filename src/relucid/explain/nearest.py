@@ -47,6 +47,7 @@ class NearestRegionMILP:
         deadline: float,
         stats: dict,
     ) -> tuple[BoolArray | None, Literal["found", "impossible", "budget"], str]:
+        from relucid.lp import set_time_limit
         from relucid.verify.bounds import symbolic_bounds
         from relucid.verify.milp import NetworkMILP
 
@@ -106,7 +107,7 @@ class NearestRegionMILP:
             return None, "budget", "no time left for the MILP"
         # the last 5% is kept for the local search on the MILP's answer
         milp_left = 0.95 * left if objective == "hamming" else left
-        h.setOptionValue("time_limit", h.getRunTime() + milp_left)
+        set_time_limit(h, milp_left)
         model._deadline = time.perf_counter() + milp_left
         h.run()
         ms = highspy.HighsModelStatus

@@ -32,7 +32,7 @@ from scipy import sparse
 
 from relucid.domain import Box
 from relucid.errors import InputError, SolverError
-from relucid.lp import LinearProgram, LPStatus, SolverTimeout
+from relucid.lp import LinearProgram, LPStatus, SolverTimeout, set_time_limit
 from relucid.network import ReluNetwork
 from relucid.verify.bounds import interval_step
 from relucid.verify.dual import LpSnapshot
@@ -418,7 +418,7 @@ class NetworkMILP:
         self.lp.set_objective(cost, "min")
         h.setOptionValue("mip_max_improving_sols", 1)
         if time_limit is not None:
-            h.setOptionValue("time_limit", h.getRunTime() + max(time_limit, 1e-3))
+            set_time_limit(h, max(time_limit, 1e-3))
             self._deadline = time.perf_counter() + max(time_limit, 1e-3)
         else:
             h.setOptionValue("time_limit", np.inf)
