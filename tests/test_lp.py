@@ -23,18 +23,17 @@ def market_split(h: highspy.Highs, seed: int) -> None:
         h.addRow(rhs, rhs, n, np.arange(n), a[i])
 
 
-def test_each_run_gets_its_own_time_limit() -> None:
-    """Every run of a re-used model gets the limit it is given: neither cut short by the
-    time of earlier runs (the old summed rule) nor let run for their sum (what setting
-    ``getRunTime() + limit`` does under the per-run rule)."""
+def test_each_milp_run_gets_its_own_time_limit() -> None:
+    """Every MILP run of a re-used model gets the limit it is given: neither cut short by
+    the time of earlier runs nor let run for their sum (what ``getRunTime() + limit`` does
+    under the MIP solver's per-run rule)."""
     h = highspy.Highs()
     h.silent()
-    h.setOptionValue("threads", 1)
     market_split(h, 0)
     walls = []
     for k in range(3):
         h.changeColCost(k, 1.0)  # a new objective: a fresh solve each time
-        set_time_limit(h, 0.3)
+        set_time_limit(h, 0.3, mip=True)
         t = time.perf_counter()
         h.run()
         walls.append(time.perf_counter() - t)
@@ -42,3 +41,21 @@ def test_each_run_gets_its_own_time_limit() -> None:
     assert h.getRunTime() > 0.8  # the runs' sum, as getRunTime reports it
     for w in walls:
         assert 0.2 < w < 0.5, walls
+
+
+def test_lp_runs_are_not_cut_short_by_earlier_runs() -> None:
+    """The simplex compares its limit with the run time summed over runs: many quick LP
+    solves of one model, each with a small allowance, must not end in a time limit."""
+    rng = np.random.default_rng(0)
+    h = highspy.Highs()
+    h.silent()
+    n = 10
+    a = rng.normal(size=(30, n))
+    h.addVars(n, np.full(n, -5.0), np.full(n, 5.0))
+    for row in a:
+        h.addRow(-np.inf, 1.0, n, np.arange(n), row)
+    while h.getRunTime() < 0.2:
+        h.changeColsCost(n, np.arange(n), rng.normal(size=n))
+        set_time_limit(h, 0.02, mip=False)
+        h.run()
+        assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal, h.getRunTime()

@@ -105,9 +105,9 @@ def test_agreement_order_tries_the_least_agreed_neurons_first(
     seen: list[list[int]] = []
     real = mod.coarsen
 
-    def spy(oracle, nap, order):  # type: ignore[no-untyped-def]
+    def spy(oracle, nap, order, **kw):  # type: ignore[no-untyped-def]
         seen.append(list(order))
-        return real(oracle, nap, order)
+        return real(oracle, nap, order, **kw)
 
     monkeypatch.setattr(mod, "coarsen", spy)
     learner = NapLearner("coarsen", timeout=30, order="agreement").fit(net, X, y, 1)

@@ -107,7 +107,7 @@ class NearestRegionMILP:
             return None, "budget", "no time left for the MILP"
         # the last 5% is kept for the local search on the MILP's answer
         milp_left = 0.95 * left if objective == "hamming" else left
-        set_time_limit(h, milp_left)
+        set_time_limit(h, milp_left, mip=True)
         model._deadline = time.perf_counter() + milp_left
         h.run()
         ms = highspy.HighsModelStatus

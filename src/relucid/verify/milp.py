@@ -418,7 +418,7 @@ class NetworkMILP:
         self.lp.set_objective(cost, "min")
         h.setOptionValue("mip_max_improving_sols", 1)
         if time_limit is not None:
-            set_time_limit(h, max(time_limit, 1e-3))
+            set_time_limit(h, max(time_limit, 1e-3), mip=True)
             self._deadline = time.perf_counter() + max(time_limit, 1e-3)
         else:
             h.setOptionValue("time_limit", np.inf)
