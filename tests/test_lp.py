@@ -40,7 +40,7 @@ def test_each_milp_run_gets_its_own_time_limit() -> None:
         assert h.getModelStatus() == highspy.HighsModelStatus.kTimeLimit, k
     assert h.getRunTime() > 0.8  # the runs' sum, as getRunTime reports it
     for w in walls:
-        assert 0.2 < w < 0.5, walls
+        assert 0.2 < w < 0.58, walls  # the summed rule: 0.6 s, then 0.9 s
 
 
 def test_lp_runs_are_not_cut_short_by_earlier_runs() -> None:
