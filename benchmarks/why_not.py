@@ -163,7 +163,11 @@ def main() -> None:
     if args.merge:
         parts = [json.loads(f.read_text()) for f in args.merge]
         merged = [r for part in parts for r in part["queries"]]
-        args.others_inputs = parts[0]["others_inputs"]
+        if len({part["timeout_s"] for part in parts}) > 1:
+            raise SystemExit("--merge: the files were run with different --timeout")
+        shared = {part["others_inputs"] for part in parts}
+        # None (every input) when the parts differ: the note in the file says which ran what
+        args.others_inputs = shared.pop() if len(shared) == 1 else None
         args.timeout = parts[0]["timeout_s"]
         args.strategies = ",".join(dict.fromkeys(r["strategy"] for r in merged))
         commands = [part["command"] for part in parts]

@@ -267,7 +267,7 @@ class NearestRegionMILP:
         """Every MILP column's value at ``point`` (a feasible solution to start from)."""
         net = self.net
         full = np.zeros(model.lp.num_cols)
-        full[model.x_cols] = (point - model.x_lo) / model.x_w
+        full[model.x_cols] = model.input_columns(point)
         zs = net.pre_activations(point[None, :])
         for k, z in enumerate(zs[: len(model.z_cols)]):
             full[model.z_cols[k]] = z[0]
@@ -280,26 +280,25 @@ class NearestRegionMILP:
         return full
 
     def _distance_rows(self, model: Any, base: int, x: FloatArray) -> None:
-        """Rows ``|x_i - x0_i| <= s w_i`` and ``|x_i - x0_i| <= t_i w_i`` for this ``x0``, over
-        the model's input columns ``u`` with ``x = x_lo + x_w u``."""
+        """Rows ``|x_i - x0_i| <= s w_i`` and ``|x_i - x0_i| <= t_i w_i`` for this ``x0``
+        (four per input, in that order), put on the model's input columns."""
         lp = model.lp
         n = x.size
         w = self.ex._width
+        # the rows' input part: +x_i, -x_i, +x_i, -x_i
+        signs = np.tile([1.0, -1.0, 1.0, -1.0], n)
+        a_x = np.zeros((4 * n, n))
+        a_x[np.arange(4 * n), np.repeat(np.arange(n), 4)] = signs
+        a_u, rhs = model.rows_on_inputs(a_x, signs * np.repeat(x, 4))
         rows = getattr(model, "_dist_rows", None)
         if rows is None:
             A = np.zeros((4 * n, lp.num_cols))
+            A[:, model.x_cols] = a_u
             for i in range(n):
-                for r, sign in ((4 * i, 1.0), (4 * i + 1, -1.0)):
-                    A[r, model.x_cols[i]] = sign * model.x_w[i]
-                    A[r, base] = -w[i]
-                for r, sign in ((4 * i + 2, 1.0), (4 * i + 3, -1.0)):
-                    A[r, model.x_cols[i]] = sign * model.x_w[i]
-                    A[r, base + 1 + i] = -w[i]
+                A[4 * i : 4 * i + 2, base] = -w[i]
+                A[4 * i + 2 : 4 * i + 4, base + 1 + i] = -w[i]
             start = lp.num_rows
             lp.add_rows(A, np.zeros(4 * n))
             rows = np.arange(start, start + 4 * n)
             model._dist_rows = rows
-        rhs = np.empty(4 * n)
-        off = x - model.x_lo
-        rhs[0::4], rhs[1::4], rhs[2::4], rhs[3::4] = off, -off, off, -off
         lp.set_rows_bounds(rows, np.full(4 * n, -np.inf), rhs)

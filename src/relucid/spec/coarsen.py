@@ -391,15 +391,14 @@ class NapLearner:
         executor: Executor,
         t0: float,
     ) -> NapLearner:
-        members = xa[ya == label]
-        members = members[refined.contains(net, members)][:16]
+        members = refined.query(net, xa[ya == label]).hints  # witnesses for every query
         oracle = VerdictCache(
             net,
             label,
             refined.domain,
             verifier,
             self.timeout,
-            hints=members if members.size else None,
+            hints=members,
             checkpoint=self.checkpoint,
             tag={"method": self.method, "start": nap_key(refined.nap)},
             on_call=self.on_call,

@@ -315,6 +315,15 @@ class NetworkMILP:
         """The input ``x`` of a solution vector (clipped to the box)."""
         return np.clip(self.x_lo + self.x_w * sol[self.x_cols], self.box.lo, self.box.hi)
 
+    def input_columns(self, x: FloatArray) -> FloatArray:
+        """The input columns' values at input ``x`` (the inverse of the mapping back)."""
+        return (np.asarray(x, dtype=np.float64) - self.x_lo) / self.x_w
+
+    def rows_on_inputs(self, a: FloatArray, rhs: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Rows ``a x <= rhs`` over the input as rows over the input columns:
+        ``a (x_lo + x_w u) <= rhs``."""
+        return a * self.x_w[None, :], rhs - a @ self.x_lo
+
     # -- re-use across queries -------------------------------------------------------------
     def set_bounds(self, bounds: Sequence[tuple[ArrayLike, ArrayLike]]) -> None:
         """Replace the pre-activation bounds (and with them the big-M constants).
@@ -382,8 +391,8 @@ class NetworkMILP:
             rhs = np.asarray(rows[1], dtype=np.float64).reshape(-1)
             if a.shape != (rhs.size, cols.size):
                 raise InputError(f"extra rows have shape {a.shape}, expected (k, {cols.size})")
-            if cols is self.x_cols:  # A (x_lo + x_w u) <= b
-                a, rhs = a * self.x_w[None, :], rhs - a @ self.x_lo
+            if cols is self.x_cols:
+                a, rhs = self.rows_on_inputs(a, rhs)
             for coef, r in zip(a, rhs, strict=True):
                 key = cols[:1].tobytes() + coef.tobytes()
                 idx = self._extra.get(key)
