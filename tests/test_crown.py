@@ -9,13 +9,17 @@ relaxation).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from test_milp import TINY_CASES, brute_force_max, tiny_net
 
-from relucid import Box, ReluNetwork
-from relucid.verify import output_bounds, symbolic_bounds
+from relucid import Box, ReluNetwork, load_onnx
+from relucid.spec import refined_nap
+from relucid.spec.data import nap_data
+from relucid.verify import MilpVerifier, Status, output_bounds, symbolic_bounds
 from relucid.verify.crown import CrownBounds, CrownConfig
 from relucid.verify.milp import NetworkMILP
 from relucid.verify.tightening import warm_tighten
@@ -151,3 +155,43 @@ def test_warm_lp_tightening_holds_for_every_input_obeying_the_nap(seed: int) -> 
     for k, z in enumerate(net.pre_activations(X)[:-1]):
         assert (z >= tight.lower[k] - 1e-7).all() and (z <= tight.upper[k] + 1e-7).all()
         assert (tight.lower[k] >= start.lower[k] - 1e-12).all()
+
+
+#: The neurons COARSEN had freed from the refined NAP of label 4 on mnist-net_256x4 (delta
+#: 0.95, mined from ``nap_data("mnist")``) when it asked to free neuron 814 too (5 s per
+#: call, 2026-12-03; that call timed out).
+MNIST_LABEL4_FREED = [
+    *(9, 10, 13, 14, 16, 21, 35, 52, 54, 96, 99, 109, 121, 122, 127, 132, 136, 145, 160),
+    *(161, 162, 168, 170, 194, 232, 269, 285, 300, 309, 324, 325, 332, 336, 383, 386, 392),
+    *(393, 395, 404, 416, 425, 428, 441, 447, 464, 482, 492, 504, 814),
+]
+
+
+@pytest.mark.data
+def test_output_optimisation_runs_long_enough_on_wide_nap_queries(shared_data: Path) -> None:
+    """A COARSEN query whose margins climb slowly but far: the former stopping rule (at most
+    100 steps, stalled at < 1e-3 gain per 10) quit at a worst margin of about -5.7; the
+    default run proves all nine (worst about +0.34; the exact LP relaxation, which proves
+    them too, took HiGHS 169 s)."""
+    net = load_onnx(shared_data / "mnistfc" / "mnist-net_256x4.onnx")
+    box = Box(np.zeros(784), np.ones(784))
+    net = net.replace(domain=box)
+    ds = nap_data("mnist")
+    spec = refined_nap(net, ds.X_train, ds.y_train, 4, domain=box)
+    assert spec.size == 835  # the NAP the run started from
+    nap = spec.nap.copy()
+    nap[MNIST_LABEL4_FREED] = -1
+    rows = np.zeros((9, 10))
+    for r, j in enumerate(j for j in range(10) if j != 4):
+        rows[r, 4], rows[r, j] = 1.0, -1.0
+    bounds = symbolic_bounds(net, box, nap)
+    old = CrownConfig(output_iterations=100, stall_window=10, stall_tol=1e-3)
+    assert CrownBounds(net, box, config=old).output_lower(nap, bounds, rows).min() < -1.0
+    assert CrownBounds(net, box).output_lower(nap, bounds, rows).min() > 0.0
+    # The verifier then settles the query by bounds alone, with an input of class 4 that
+    # obeys the NAP as its witness.
+    members = ds.X_train[ds.y_train == 4]
+    res = MilpVerifier(seed=0).verify_nap(net, spec.with_nap(nap).query(net, members), 60)
+    assert res.status is Status.VERIFIED and res.reason == "bounds"
+    inside = members[spec.with_nap(nap).contains(net, members)]
+    assert inside.size and (net.predict(inside) == 4).all()
