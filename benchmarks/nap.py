@@ -34,6 +34,14 @@ paper's shares for both classes and whose refined NAPs are specifications for bo
 
 ``--mnist`` adds Table 2 on mnist-net_256x4 (labels 0, 1, 4; NAPs mined from a seeded
 7,000-image split of the MNIST test set) for the methods named by ``--mnist-methods``.
+
+Method ``coarsen+focus`` (ours) is COARSEN with ``--mnist-focus-timeout`` seconds for each
+call that frees a neuron fewer than 99% of the class's training inputs agree with (keeping
+one excludes over 1% of them); the other calls keep ``--mnist-timeout``.
+
+``--merge FILE ...`` puts the rows of other runs' result files (each label or method run in
+its own process, with ``--out``) into ``--out`` in place of the rows with the same network,
+label and method; each merged row keeps the date and command of the run it came from.
 """
 
 from __future__ import annotations
@@ -86,6 +94,7 @@ def run_table(
     workers: int = 1,
     on_row: Callable[[list[dict[str, Any]]], None] | None = None,
     checkpoints: Path | None = None,
+    focus_timeout: float | None = None,
 ) -> list[dict[str, Any]]:
     """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
     With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
@@ -109,16 +118,19 @@ def run_table(
                     seconds = time.perf_counter() - t0
                 else:
                     pooled = workers > 1 and method in POOLED
+                    focus = focus_timeout if method == "coarsen+focus" else None
                     learner = NapLearner(
-                        method,  # type: ignore[arg-type]
+                        "coarsen" if focus is not None else method,  # type: ignore[arg-type]
                         delta=delta,
                         timeout=timeout,
                         start_timeout=max(timeout, 60.0),
+                        focus_timeout=focus,
                         executor="process" if pooled else "serial",
                         workers=workers if pooled else None,
                         checkpoint=None
                         if checkpoints is None
-                        else checkpoints / f"{name}-label{c}-{method}-t{timeout:g}.json",
+                        else checkpoints / f"{name}-label{c}-{method}-t{timeout:g}"
+                        f"{'' if focus is None else f'-f{focus:g}'}.json",
                     )
                     learner.fit(net, ds.X_train, ds.y_train, c)
                     spec = learner.spec_
@@ -184,6 +196,11 @@ def run_table(
                 "executor": "serial"
                 if method == "baseline"
                 else f"{spec.info['executor']} x{spec.info['workers']}",
+                "unknown_calls": None
+                if method == "baseline"
+                else spec.info.get("verdicts", {}).get("unknown"),
+                "focus_timeout_s": spec.info.get("focus_timeout"),
+                "focus_neurons": spec.info.get("focus_neurons"),
                 "reverified": check.status.value,
                 "reverify_s": round(reverify_s, 2),
             }
@@ -200,6 +217,59 @@ def run_table(
             # proved; it must never find a counterexample in a learned one.
             assert check.status is not Status.FALSIFIED, row
     return rows
+
+
+def merge(
+    results: Path, parts: list[Path], console: Console, checkpoints: Path | None = None
+) -> None:
+    """Replace ``results``' rows by the parts' rows of the same network, label and method
+    (each stamped with its run's date and command); MNIST parts also go into
+    ``mnist_runs``. Refuses a part whose MNIST timeout differs from the results file's.
+    With ``checkpoints`` (the runs' folder), each learned row also gets the verdict counts
+    of its checkpoint file (``checkpoint_calls``, ``checkpoint_unknown``: over every
+    resumed part of the run)."""
+    out = json.loads(results.read_text()) if results.exists() else {"rows": []}
+    runs: list[str] = list(out.get("mnist_runs", []))
+    for path in parts:
+        part = json.loads(path.read_text())
+        rows = part.get("rows", [])
+        mnist = any(r["network"].startswith("mnist") for r in rows)
+        if mnist and out.get("mnist_timeout_s") not in (None, part.get("mnist_timeout_s")):
+            raise SystemExit(
+                f"{path}: MNIST timeout {part.get('mnist_timeout_s')} s, but {results} has "
+                f"{out.get('mnist_timeout_s')} s; merge only runs of one setting"
+            )
+        keys = {(r["network"], r["label"], r["method"]) for r in rows}
+        day = str(part.get("date", ""))[:10]
+        cmd = part.get("mnist_command") if mnist else part.get("command")
+        stamped = [{**r, "date": day, "command": cmd} for r in rows]
+        for r in stamped:
+            timeout = part.get("mnist_timeout_s") if mnist else part.get("timeout_s")
+            ckpt = (
+                None
+                if checkpoints is None
+                else checkpoints
+                / (
+                    f"{r['network']}-label{r['label']}-{r['method']}-t{timeout:g}"
+                    + ("" if r.get("focus_timeout_s") is None else f"-f{r['focus_timeout_s']:g}")
+                    + ".json"
+                )
+            )
+            if ckpt is not None and ckpt.exists():
+                verdicts = json.loads(ckpt.read_text())["verdicts"].values()
+                r["checkpoint_calls"] = len(verdicts)
+                r["checkpoint_unknown"] = sum(v["status"] == "unknown" for v in verdicts)
+        out["rows"] = stamped + [
+            r for r in out["rows"] if (r["network"], r["label"], r["method"]) not in keys
+        ]
+        if mnist:
+            out["mnist_timeout_s"] = part.get("mnist_timeout_s")
+            if cmd not in runs:
+                runs.append(cmd)
+        console.print(f"merged {len(rows)} rows from {path}")
+    out["mnist_runs"] = runs
+    results.write_text(json.dumps(out, indent=1) + "\n")
+    console.print(f"wrote {results}")
 
 
 def seed_sweep(n: int, console: Console) -> list[dict[str, Any]]:
@@ -234,6 +304,13 @@ def main() -> None:
     ap.add_argument("--mnist", action="store_true", help="Also Table 2 on mnist-net_256x4.")
     ap.add_argument("--mnist-methods", default="group,stochastic,optadvprune")
     ap.add_argument("--mnist-timeout", type=float, default=60.0)
+    ap.add_argument(
+        "--mnist-focus-timeout",
+        type=float,
+        default=None,
+        help="Seconds per call of method coarsen+focus (COARSEN with NapLearner's "
+        "focus_timeout: more time for freeing the neurons that cost coverage).",
+    )
     ap.add_argument("--mnist-labels", default="0,1,4")
     ap.add_argument("--out", type=Path, default=RESULTS, help="The results file.")
     ap.add_argument(
@@ -266,8 +343,18 @@ def main() -> None:
         help="COARSEN's and group COARSEN's calls through a process pool of this many "
         "(1: every method serial).",
     )
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="Result files of other runs whose rows replace those of --out (see above).",
+    )
     args = ap.parse_args()
     console = Console(width=170)
+    if args.merge:
+        merge(args.out, args.merge, console, args.checkpoints)
+        return
     t0 = time.perf_counter()
     seed = args.wbc_seed
     wbc_name = "wbc-4x32" if seed == 0 else f"wbc-4x32-seed{seed}"
@@ -346,6 +433,7 @@ def main() -> None:
             console,
             on_row=save,
             checkpoints=args.checkpoints,
+            focus_timeout=args.mnist_focus_timeout,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")

@@ -14,8 +14,10 @@ from relucid import ReluNetwork
 from relucid.domain import Box
 from relucid.errors import InputError
 from relucid.spec import NapLearner, NapSpec, NotASpecificationError, refined_nap
+from relucid.spec.coarsen import agreement
+from relucid.spec.verdicts import VerdictCache, nap_key
 from relucid.training import TrainConfig, train_relu_classifier
-from relucid.verify import MilpVerifier, NapQuery, Status
+from relucid.verify import MilpVerifier, NapQuery, Status, VerifyResult
 
 
 @functools.cache
@@ -269,6 +271,8 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "group" in table.output, table.output
     bad = runner.invoke(app, [*args[:-2], "--data", str(tmp_path / "missing.npz")])
     assert bad.exit_code == 2
+    focus = runner.invoke(app, [*args, "--focus-timeout", "60"])  # COARSEN only
+    assert focus.exit_code == 2 and "focus_timeout" in focus.output, focus.output
     # the same run through a process pool of two: the same spec
     pooled = tmp_path / "pooled.json"
     base = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "1"]
@@ -495,3 +499,68 @@ def test_query_carries_the_inputs_that_obey_the_nap_as_hints() -> None:
     assert spec.query(net, X[~inside]).hints is None and spec.query(net).hints is None
     res = MilpVerifier(seed=0).verify_nap(net, spec.query(net, X), 30)
     assert res.status is Status.VERIFIED
+
+
+class Slow:
+    """A verifier that needs ``need`` seconds for every NAP query but the start's: with less
+    it answers UNKNOWN (a query too hard for the limit), with enough the MILP's verdict."""
+
+    name = "milp"
+
+    def __init__(self, need: float, start: np.ndarray) -> None:
+        self.inner = MilpVerifier()
+        self.need, self.start = need, start
+        self.limits: list[float | None] = []
+
+    def verify_nap(self, net, query, timeout=None):  # type: ignore[no-untyped-def]
+        self.limits.append(timeout)
+        easy = np.array_equal(query.nap, self.start)
+        if not easy and timeout is not None and timeout < self.need:
+            return VerifyResult(Status.UNKNOWN, self.name, float(timeout), "timeout")
+        return self.inner.verify_nap(net, query, 30)
+
+    def verify_property(self, net, prop, timeout=None):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def test_cache_asks_an_unknown_again_only_with_more_time() -> None:
+    net, X, y = data()
+    label = 1
+    start = refined_nap(net, X, y, label).nap
+    trial = start.copy()
+    trial[np.flatnonzero(start >= 0)[0]] = -1
+    slow = Slow(5.0, start)
+    cache = VerdictCache(net, label, net.domain, slow, 1.0)
+    assert cache.result(trial)[0] is Status.UNKNOWN
+    assert cache.result(trial)[0] is Status.UNKNOWN  # cached: the same limit
+    assert cache.result(trial, 0.5)[0] is Status.UNKNOWN  # cached: less time
+    assert slow.limits == [1.0]
+    again = cache.result(trial, 10.0)[0]
+    assert again is not Status.UNKNOWN and slow.limits == [1.0, 10.0]
+    assert cache.verdicts[nap_key(trial)]["timeout"] == 10.0
+    assert cache.result(trial, 100.0)[0] is again and len(slow.limits) == 2  # decided
+
+
+def test_focus_timeout_gives_low_agreement_neurons_the_time() -> None:
+    net, X, y = data()
+    label = 1
+    start = refined_nap(net, X, y, label).nap
+    plain = NapLearner("coarsen", timeout=1.0, verifier=Slow(5.0, start)).fit(net, X, y, label)
+    assert plain.spec_.size == plain.refined_.size  # every call timed out
+    slow = Slow(5.0, start)
+    focused = NapLearner(
+        "coarsen", timeout=1.0, focus_timeout=10.0, focus_agreement=1.0, verifier=slow
+    ).fit(net, X, y, label)
+    spec = focused.spec_
+    share = agreement(net, focused.refined_.nap, X[y == label])
+    low = {int(i) for i in np.flatnonzero((focused.refined_.nap >= 0) & (share < 1.0))}
+    assert spec.info["focus_neurons"] == len(low) > 0
+    # Only the calls that free a low-agreement neuron got the longer limit.
+    assert slow.limits.count(10.0) == len(low)
+    assert spec.size < plain.spec_.size
+    assert spec.coverage(net, X[y == label]) > plain.spec_.coverage(net, X[y == label])
+    assert (spec.nap[sorted(low)] == -1).any()
+    fresh = MilpVerifier(seed=3).verify_nap(net, NapQuery(spec.nap, label, net.domain), 30)
+    assert fresh.status is Status.VERIFIED
+    with pytest.raises(InputError):
+        NapLearner("group", focus_timeout=10.0)

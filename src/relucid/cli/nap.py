@@ -54,6 +54,16 @@ def nap_learn_cmd(
         float | None,
         typer.Option(help="Seconds for the first call, the refined NAP's (default: --timeout)."),
     ] = None,
+    focus_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="coarsen only: seconds per call for freeing a neuron that fewer than "
+            "--focus-agreement of the class's inputs agree with (keeping one costs coverage)."
+        ),
+    ] = None,
+    focus_agreement: Annotated[
+        float, typer.Option(help="Agreement below which --focus-timeout applies.")
+    ] = 0.99,
     labels: Annotated[
         str, typer.Option(help="Mine from the dataset's labels or the model's predictions.")
     ] = "dataset",
@@ -124,6 +134,8 @@ def nap_learn_cmd(
                 delta=delta,
                 timeout=timeout,
                 start_timeout=timeout if start_timeout is None else start_timeout,
+                focus_timeout=focus_timeout,
+                focus_agreement=focus_agreement,
                 backend=backend,
                 order=order,  # type: ignore[arg-type]
                 checkpoint=checkpoint,

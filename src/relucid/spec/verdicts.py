@@ -134,10 +134,11 @@ class VerdictCache:
         hit = np.flatnonzero(bad)
         return X[hit[0]] if hit.size else None
 
-    def _record(self, nap: Int8Array, res: VerifyResult) -> None:
+    def _record(self, nap: Int8Array, res: VerifyResult, timeout: float | None) -> None:
         self.verdicts[nap_key(nap)] = {
             "status": res.status.value,
             "seconds": round(res.seconds, 4),
+            "timeout": timeout,
             "reason": res.reason,
             "size": int((nap >= 0).sum()),
             "backend": res.backend,
@@ -155,28 +156,33 @@ class VerdictCache:
             return False
         self.reused += 1
         reason = "a counterexample found for an earlier query obeys this NAP (replayed)"
-        self._record(nap, VerifyResult(Status.FALSIFIED, "replay", 0.0, reason, cex))
+        self._record(nap, VerifyResult(Status.FALSIFIED, "replay", 0.0, reason, cex), None)
         return True
 
     def result(
         self, nap: Int8Array, timeout: float | Literal["same"] | None = "same"
     ) -> tuple[Status, FloatArray | None]:
         """The verdict of ``nap`` and, when FALSIFIED, its (replayed) counterexample;
-        ``timeout`` overrides the run's limit for this call."""
+        ``timeout`` overrides the run's limit for this call. A cached UNKNOWN is asked
+        again when this call allows more time than the one that gave it (None: no limit)."""
         key = nap_key(nap)
+        limit = self.timeout if timeout == "same" else timeout
         hit = self.verdicts.get(key)
         if hit is None and self._reuse(nap):
             hit = self.verdicts[key]
         elif hit is not None:
-            self.replayed += 1
+            before = hit["timeout"] if "timeout" in hit else self.timeout
+            if hit["status"] == Status.UNKNOWN.value and _longer(limit, before):
+                hit = None
+            else:
+                self.replayed += 1
         if hit is not None:
             cex = hit.get("counterexample")
             return Status(hit["status"]), None if cex is None else np.asarray(cex, np.float64)
-        limit = self.timeout if timeout == "same" else timeout
         res = self.verifier.verify_nap(self.net, self._query(nap), limit)
         self.calls += 1
         self.seconds += res.seconds
-        self._record(nap, res)
+        self._record(nap, res, limit)
         return res.status, res.counterexample
 
     def prefetch(self, naps: Sequence[Int8Array]) -> None:
@@ -195,7 +201,7 @@ class VerdictCache:
         for nap, res in zip(todo.values(), results, strict=True):
             self.calls += 1
             self.seconds += res.seconds
-            self._record(nap, res)
+            self._record(nap, res, self.timeout)
 
     def record(self, nap: Int8Array) -> dict[str, Any]:
         """The cached verdict of ``nap`` with the NAP itself (for a spec's provenance)."""
@@ -208,3 +214,11 @@ class VerdictCache:
         for v in self.verdicts.values():
             out[v["status"]] += 1
         return out
+
+
+def _longer(limit: float | None, before: Any) -> bool:
+    """Whether ``limit`` allows more time than ``before`` (None: no limit). A verdict
+    recorded without its limit (an older checkpoint) counts as given the run's own."""
+    if before is None:
+        return False
+    return limit is None or float(limit) > float(before)
