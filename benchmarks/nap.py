@@ -36,8 +36,9 @@ paper's shares for both classes and whose refined NAPs are specifications for bo
 7,000-image split of the MNIST test set) for the methods named by ``--mnist-methods``.
 
 Method ``coarsen+focus`` (ours) is COARSEN with ``--mnist-focus-timeout`` seconds for each
-call that frees a neuron fewer than 99% of the class's training inputs agree with (keeping
-one excludes over 1% of them); the other calls keep ``--mnist-timeout``.
+call that frees a neuron fewer than ``--mnist-focus-agreement`` (default 99%) of the class's
+training inputs agree with (keeping one excludes the rest of them); the other calls keep
+``--mnist-timeout``.
 
 ``--merge FILE ...`` puts the rows of other runs' result files (each label or method run in
 its own process, with ``--out``) into ``--out`` in place of the rows with the same network,
@@ -95,6 +96,7 @@ def run_table(
     on_row: Callable[[list[dict[str, Any]]], None] | None = None,
     checkpoints: Path | None = None,
     focus_timeout: float | None = None,
+    focus_agreement: float = 0.99,
 ) -> list[dict[str, Any]]:
     """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
     With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
@@ -125,6 +127,7 @@ def run_table(
                         timeout=timeout,
                         start_timeout=max(timeout, 60.0),
                         focus_timeout=focus,
+                        focus_agreement=focus_agreement,
                         executor="process" if pooled else "serial",
                         workers=workers if pooled else None,
                         checkpoint=None
@@ -200,6 +203,7 @@ def run_table(
                 if method == "baseline"
                 else spec.info.get("verdicts", {}).get("unknown"),
                 "focus_timeout_s": spec.info.get("focus_timeout"),
+                "focus_agreement": spec.info.get("focus_agreement"),
                 "focus_neurons": spec.info.get("focus_neurons"),
                 "reverified": check.status.value,
                 "reverify_s": round(reverify_s, 2),
@@ -310,6 +314,12 @@ def main() -> None:
         default=None,
         help="Seconds per call of method coarsen+focus (COARSEN with NapLearner's "
         "focus_timeout: more time for freeing the neurons that cost coverage).",
+    )
+    ap.add_argument(
+        "--mnist-focus-agreement",
+        type=float,
+        default=0.99,
+        help="The agreement below which coarsen+focus gives a call --mnist-focus-timeout.",
     )
     ap.add_argument("--mnist-labels", default="0,1,4")
     ap.add_argument("--out", type=Path, default=RESULTS, help="The results file.")
@@ -434,6 +444,7 @@ def main() -> None:
             on_row=save,
             checkpoints=args.checkpoints,
             focus_timeout=args.mnist_focus_timeout,
+            focus_agreement=args.mnist_focus_agreement,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")
