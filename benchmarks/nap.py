@@ -83,6 +83,14 @@ METHODS = ("coarsen", "stochastic", "optadvprune", "group")
 POOLED = ("coarsen", "group")
 
 
+def checkpoint_name(
+    network: str, label: int, method: str, timeout: float, focus: float | None
+) -> str:
+    """The checkpoint file of one learner run (``run_table`` writes it, ``merge`` reads it)."""
+    tail = "" if focus is None else f"-f{focus:g}"
+    return f"{network}-label{label}-{method}-t{timeout:g}{tail}.json"
+
+
 def run_table(
     name: str,
     net: ReluNetwork,
@@ -132,8 +140,7 @@ def run_table(
                         workers=workers if pooled else None,
                         checkpoint=None
                         if checkpoints is None
-                        else checkpoints / f"{name}-label{c}-{method}-t{timeout:g}"
-                        f"{'' if focus is None else f'-f{focus:g}'}.json",
+                        else checkpoints / checkpoint_name(name, c, method, timeout, focus),
                     )
                     learner.fit(net, ds.X_train, ds.y_train, c)
                     spec = learner.spec_
@@ -253,10 +260,8 @@ def merge(
                 None
                 if checkpoints is None
                 else checkpoints
-                / (
-                    f"{r['network']}-label{r['label']}-{r['method']}-t{timeout:g}"
-                    + ("" if r.get("focus_timeout_s") is None else f"-f{r['focus_timeout_s']:g}")
-                    + ".json"
+                / checkpoint_name(
+                    r["network"], r["label"], r["method"], timeout, r.get("focus_timeout_s")
                 )
             )
             if ckpt is not None and ckpt.exists():
