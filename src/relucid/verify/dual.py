@@ -79,3 +79,24 @@ class LpSnapshot:
         total = float(row_terms.sum() + col_terms.sum()) + self.offset
         slack = 1e-12 * float(np.abs(row_terms).sum() + np.abs(col_terms).sum() + 1.0)
         return total - slack
+
+    def farkas_proof(self, h: highspy.Highs) -> bool:
+        """Whether HiGHS's dual ray, after an infeasible solve of this LP, proves it
+        infeasible.
+
+        A ray ``r`` proves it when the weak-duality bound of ``min 0`` with multipliers
+        ``r`` (either sign: HiGHS's convention is not documented) is positive, since a
+        feasible LP would have that minimum 0 (:meth:`dual_bound`). The check is ours; a
+        ray that fails it proves nothing.
+        """
+        try:
+            _, has_ray, ray = h.getDualRay()  # type: ignore[attr-defined]
+        except (RuntimeError, ValueError):
+            return False
+        if not has_ray:
+            return False
+        r = np.asarray(ray, dtype=np.float64)
+        if r.shape != (self.a.shape[0],) or not np.isfinite(r).all():
+            return False
+        zero = np.zeros(self.a.shape[1])
+        return max(self.dual_bound(zero, r), self.dual_bound(zero, -r)) > 0

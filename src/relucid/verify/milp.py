@@ -497,7 +497,7 @@ class NetworkMILP:
         The bound does not trust HiGHS's tolerances: it is recomputed by weak duality from
         the LP's row duals (any multipliers give a valid bound; see :meth:`LpSnapshot.dual_bound`).
         ``+inf`` when the relaxation is infeasible and HiGHS's dual ray proves it (checked
-        the same way, :meth:`_farkas_proof`); None when the LP stops without an optimum or
+        the same way, :meth:`LpSnapshot.farkas_proof`); None when the LP stops without an optimum or
         an unproved infeasibility (the caller falls back to the MILP); :class:`TimeoutError`
         past ``time_limit``.
         """
@@ -536,36 +536,15 @@ class NetworkMILP:
                 self.lp.set_option("presolve", "off")
         h = self.lp.highs
         if res.status is LPStatus.INFEASIBLE:
-            return np.inf if self._farkas_proof() else None
+            if self._snapshot is None:
+                self._snapshot = LpSnapshot.of(h)
+            return np.inf if self._snapshot.farkas_proof(h) else None
         if res.status is not LPStatus.OPTIMAL:
             return None
         if self._snapshot is None:  # one copy of the model per query, not per term
             self._snapshot = LpSnapshot.of(h)
         duals = np.asarray(h.getSolution().row_dual, dtype=np.float64)
         return self._snapshot.dual_bound(cost, duals)
-
-    def _farkas_proof(self) -> bool:
-        """Whether HiGHS's dual ray, after an infeasible solve, proves the LP infeasible.
-
-        A ray ``r`` proves it when the weak-duality bound of ``min 0`` with multipliers
-        ``r`` (either sign: HiGHS's convention is not documented) is positive, since a
-        feasible LP would have that minimum 0 (:meth:`LpSnapshot.dual_bound`). The check is
-        ours; a ray that fails it proves nothing.
-        """
-        h = self.lp.highs
-        try:
-            _, has_ray, ray = h.getDualRay()  # type: ignore[attr-defined]
-        except (RuntimeError, ValueError):
-            return False
-        if not has_ray:
-            return False
-        r = np.asarray(ray, dtype=np.float64)
-        if r.shape != (self.lp.num_rows,) or not np.isfinite(r).all():
-            return False
-        if self._snapshot is None:
-            self._snapshot = LpSnapshot.of(h)
-        zero = np.zeros(self.lp.num_cols)
-        return max(self._snapshot.dual_bound(zero, r), self._snapshot.dual_bound(zero, -r)) > 0
 
     def _interrupt(self, event: Any) -> None:
         event.interrupt(time.perf_counter() > self._deadline)
