@@ -38,7 +38,9 @@ paper's shares for both classes and whose refined NAPs are specifications for bo
 Method ``coarsen+focus`` (ours) is COARSEN with ``--mnist-focus-timeout`` seconds for each
 call that frees a neuron fewer than ``--mnist-focus-agreement`` (default 99%) of the class's
 training inputs agree with (keeping one excludes the rest of them); the other calls keep
-``--mnist-timeout``.
+``--mnist-timeout``. ``group+focus`` is group COARSEN with the same focus limit for those
+neurons' singleton blocks. ``--mnist-block-timeout`` gives group COARSEN's blocks of two or
+more neurons a shorter limit (a failed block only splits; singletons keep theirs).
 
 ``--merge FILE ...`` puts the rows of other runs' result files (each label or method run in
 its own process, with ``--out``) into ``--out`` in place of the rows with the same network,
@@ -84,10 +86,16 @@ POOLED = ("coarsen", "group")
 
 
 def checkpoint_name(
-    network: str, label: int, method: str, timeout: float, focus: float | None
+    network: str,
+    label: int,
+    method: str,
+    timeout: float,
+    focus: float | None,
+    block: float | None = None,
 ) -> str:
     """The checkpoint file of one learner run (``run_table`` writes it, ``merge`` reads it)."""
     tail = "" if focus is None else f"-f{focus:g}"
+    tail += "" if block is None else f"-b{block:g}"
     return f"{network}-label{label}-{method}-t{timeout:g}{tail}.json"
 
 
@@ -105,6 +113,7 @@ def run_table(
     checkpoints: Path | None = None,
     focus_timeout: float | None = None,
     focus_agreement: float = 0.99,
+    block_timeout: float | None = None,
 ) -> list[dict[str, Any]]:
     """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
     With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
@@ -127,20 +136,23 @@ def run_table(
                     calls = 1
                     seconds = time.perf_counter() - t0
                 else:
-                    pooled = workers > 1 and method in POOLED
-                    focus = focus_timeout if method == "coarsen+focus" else None
+                    base = method.removesuffix("+focus")
+                    pooled = workers > 1 and base in POOLED
+                    focus = focus_timeout if method.endswith("+focus") else None
+                    block = block_timeout if base == "group" else None
                     learner = NapLearner(
-                        "coarsen" if focus is not None else method,  # type: ignore[arg-type]
+                        base,  # type: ignore[arg-type]
                         delta=delta,
                         timeout=timeout,
                         start_timeout=max(timeout, 60.0),
                         focus_timeout=focus,
                         focus_agreement=focus_agreement,
+                        block_timeout="same" if block is None else block,
                         executor="process" if pooled else "serial",
                         workers=workers if pooled else None,
                         checkpoint=None
                         if checkpoints is None
-                        else checkpoints / checkpoint_name(name, c, method, timeout, focus),
+                        else checkpoints / checkpoint_name(name, c, method, timeout, focus, block),
                     )
                     learner.fit(net, ds.X_train, ds.y_train, c)
                     spec = learner.spec_
@@ -212,6 +224,7 @@ def run_table(
                 "focus_timeout_s": spec.info.get("focus_timeout"),
                 "focus_agreement": spec.info.get("focus_agreement"),
                 "focus_neurons": spec.info.get("focus_neurons"),
+                "block_timeout_s": spec.info.get("block_timeout"),
                 "reverified": check.status.value,
                 "reverify_s": round(reverify_s, 2),
             }
@@ -261,7 +274,12 @@ def merge(
                 if checkpoints is None
                 else checkpoints
                 / checkpoint_name(
-                    r["network"], r["label"], r["method"], timeout, r.get("focus_timeout_s")
+                    r["network"],
+                    r["label"],
+                    r["method"],
+                    timeout,
+                    r.get("focus_timeout_s"),
+                    r.get("block_timeout_s"),
                 )
             )
             if ckpt is not None and ckpt.exists():
@@ -325,6 +343,13 @@ def main() -> None:
         type=float,
         default=0.99,
         help="The agreement below which coarsen+focus gives a call --mnist-focus-timeout.",
+    )
+    ap.add_argument(
+        "--mnist-block-timeout",
+        type=float,
+        default=None,
+        help="Seconds per group COARSEN call for a block of two or more neurons (NapLearner's "
+        "block_timeout; singletons keep --mnist-timeout, so the minimality is the same).",
     )
     ap.add_argument("--mnist-labels", default="0,1,4")
     ap.add_argument("--out", type=Path, default=RESULTS, help="The results file.")
@@ -450,6 +475,7 @@ def main() -> None:
             checkpoints=args.checkpoints,
             focus_timeout=args.mnist_focus_timeout,
             focus_agreement=args.mnist_focus_agreement,
+            block_timeout=args.mnist_block_timeout,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")

@@ -271,8 +271,12 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "group" in table.output, table.output
     bad = runner.invoke(app, [*args[:-2], "--data", str(tmp_path / "missing.npz")])
     assert bad.exit_code == 2
-    focus = runner.invoke(app, [*args, "--focus-timeout", "60"])  # COARSEN only
+    stoch = ["--method", "stochastic", *args[args.index("--timeout") :]]
+    focus = runner.invoke(app, [*args[: args.index("--method")], *stoch, "--focus-timeout", "60"])
     assert focus.exit_code == 2 and "focus_timeout" in focus.output, focus.output
+    coarse = ["--method", "coarsen", *args[args.index("--timeout") :]]
+    block = runner.invoke(app, [*args[: args.index("--method")], *coarse, "--block-timeout", "1"])
+    assert block.exit_code == 2 and "block_timeout" in block.output, block.output
     # the same run through a process pool of two: the same spec
     pooled = tmp_path / "pooled.json"
     base = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "1"]
@@ -562,5 +566,75 @@ def test_focus_timeout_gives_low_agreement_neurons_the_time() -> None:
     assert (spec.nap[sorted(low)] == -1).any()
     fresh = MilpVerifier(seed=3).verify_nap(net, NapQuery(spec.nap, label, net.domain), 30)
     assert fresh.status is Status.VERIFIED
+    # Group COARSEN gives the focus limit to those neurons' singleton blocks: with blocks
+    # too short to decide anything, it asks COARSEN's singletons and finds the same NAP.
+    group = NapLearner(
+        "group",
+        timeout=1.0,
+        block_timeout=1.0,
+        focus_timeout=10.0,
+        focus_agreement=1.0,
+        verifier=Slow(5.0, start),
+    ).fit(net, X, y, label)
+    assert np.array_equal(group.spec_.nap, spec.nap)
+    assert group.spec_.info["focus_neurons"] == len(low)
     with pytest.raises(InputError):
-        NapLearner("group", focus_timeout=10.0)
+        NapLearner("stochastic", focus_timeout=10.0)
+    with pytest.raises(InputError):
+        NapLearner("coarsen", block_timeout=1.0)
+
+
+def test_group_block_timeout_keeps_coarsen_minimality() -> None:
+    """Blocks get 1 s, too little for any query but the start's, so every block fails and
+    only splits; singletons get 10 s. The neurons are then decided one at a time in COARSEN's
+    order from the same NAPs: the result is COARSEN's at 10 s, and each kept neuron failed
+    as a singleton at the full limit."""
+    net, X, y = data()
+    label = 1
+    start = refined_nap(net, X, y, label).nap
+    slow = Slow(5.0, start)
+    group = NapLearner("group", timeout=10.0, block_timeout=1.0, verifier=slow)
+    spec = group.fit(net, X, y, label).spec_
+    assert spec.info["block_timeout"] == 1.0
+    plain = NapLearner("coarsen", timeout=10.0, verifier=Slow(5.0, start)).fit(net, X, y, label)
+    assert np.array_equal(spec.nap, plain.spec_.nap) and spec.size < group.refined_.size
+    # No counterexample was replayed here, so each fixed neuron was asked once as a
+    # singleton, at 10 s, besides the start (10 s too); every other call was a 1 s block.
+    assert group.reused_ == 0
+    assert slow.limits.count(10.0) == group.refined_.size + 1
+    assert slow.limits.count(1.0) == len(slow.limits) - slow.limits.count(10.0) > 0
+    fresh = MilpVerifier(seed=5)
+    assert (
+        fresh.verify_nap(net, NapQuery(spec.nap, label, net.domain), 30).status is Status.VERIFIED
+    )
+    for i in np.flatnonzero(spec.nap >= 0):
+        coarser = spec.nap.copy()
+        coarser[i] = -1
+        res = fresh.verify_nap(net, NapQuery(coarser, label, net.domain), 30)
+        assert res.status is Status.FALSIFIED, (i, res.status)
+
+
+def test_group_prefetches_blocks_at_the_block_limit() -> None:
+    """Through an executor, the two halves of a failed block are asked together at the
+    block limit (a singleton half waits for its own limit), and the NAP is the serial one."""
+    net, X, y = data()
+    label = 1
+    start = refined_nap(net, X, y, label).nap
+    serial = NapLearner("group", timeout=10.0, block_timeout=1.0, verifier=Slow(5.0, start))
+    serial.fit(net, X, y, label)
+    here = _TwoAtATime()
+    here.verifier = Slow(5.0, start)  # type: ignore[assignment]
+    limits: list[float | None] = []
+    real_map = here.map
+
+    def map_(net_, queries, timeout):  # type: ignore[no-untyped-def]
+        limits.append(timeout)
+        return real_map(net_, queries, timeout)
+
+    here.map = map_  # type: ignore[method-assign]
+    pooled = NapLearner(
+        "group", timeout=10.0, block_timeout=1.0, verifier=Slow(5.0, start), executor=here
+    )
+    pooled.fit(net, X, y, label)
+    assert limits and set(limits) == {1.0} and max(here.batches) == 2
+    assert np.array_equal(pooled.spec_.nap, serial.spec_.nap)

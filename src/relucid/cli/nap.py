@@ -57,13 +57,20 @@ def nap_learn_cmd(
     focus_timeout: Annotated[
         float | None,
         typer.Option(
-            help="coarsen only: seconds per call for freeing a neuron that fewer than "
+            help="coarsen and group: seconds per call for freeing a neuron that fewer than "
             "--focus-agreement of the class's inputs agree with (keeping one costs coverage)."
         ),
     ] = None,
     focus_agreement: Annotated[
         float, typer.Option(help="Agreement below which --focus-timeout applies.")
     ] = 0.99,
+    block_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="group only: seconds per call for a block of two or more neurons (default: "
+            "--timeout). A failed block only splits, so a short limit keeps the minimality."
+        ),
+    ] = None,
     labels: Annotated[
         str, typer.Option(help="Mine from the dataset's labels or the model's predictions.")
     ] = "dataset",
@@ -136,6 +143,7 @@ def nap_learn_cmd(
                 start_timeout=timeout if start_timeout is None else start_timeout,
                 focus_timeout=focus_timeout,
                 focus_agreement=focus_agreement,
+                block_timeout="same" if block_timeout is None else block_timeout,
                 backend=backend,
                 order=order,  # type: ignore[arg-type]
                 checkpoint=checkpoint,

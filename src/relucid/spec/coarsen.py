@@ -117,12 +117,30 @@ def group_coarsen(
     nap: Int8Array,
     order: Sequence[int],
     prefetch: Callable[[Sequence[Int8Array]], None] | None = None,
+    block_oracle: Callable[[Int8Array], Status] | None = None,
+    focus: Collection[int] = (),
+    focus_oracle: Callable[[Int8Array], Status] | None = None,
 ) -> Int8Array:
     """Free a block at once; halve it only when that fails (see the module notes).
 
     After the first half of a failed block is freed entirely, freeing the second half is
     the very query that failed, and the verdict cache answers it without a call.
+
+    ``block_oracle`` (default ``oracle``) decides blocks of two or more neurons, e.g. the
+    same verifier with less time: a failed block only splits, and a neuron stays fixed only
+    when its singleton block fails before ``oracle`` (or ``focus_oracle`` for a neuron of
+    ``focus``), so the minimality is the same. ``prefetch`` decides the two halves of a
+    failed block together, as ``block_oracle`` would; with a ``block_oracle`` it is used
+    only when both halves are blocks (a singleton is asked of its own oracle).
     """
+    ask_block = oracle if block_oracle is None else block_oracle
+
+    def ask(trial: Int8Array, block: list[int]) -> Status:
+        if len(block) > 1:
+            return ask_block(trial)
+        if focus_oracle is not None and block[0] in focus:
+            return focus_oracle(trial)
+        return oracle(trial)
 
     def solve(cur: Int8Array, block: list[int]) -> Int8Array:
         block = [i for i in block if cur[i] >= 0]
@@ -130,13 +148,15 @@ def group_coarsen(
             return cur
         trial = cur.copy()
         trial[block] = -1
-        if oracle(trial) is Status.VERIFIED:
+        if ask(trial, block) is Status.VERIFIED:
             return trial
         if len(block) == 1:
             return cur
         half = len(block) // 2
-        if prefetch is not None:  # both halves from here, together (the second may be
-            # asked from a coarser NAP later: then a FALSIFIED here still answers it)
+        same_oracle = block_oracle is None and focus_oracle is None
+        if prefetch is not None and (same_oracle or half > 1):
+            # both halves from here, together (the second may be asked from a coarser
+            # NAP later: then a FALSIFIED here still answers it)
             firsts, seconds = cur.copy(), cur.copy()
             firsts[block[:half]] = -1
             seconds[block[half:]] = -1
@@ -283,12 +303,17 @@ class NapLearner:
         neurons from adversarial examples, then counterexample-guided verification).
     delta : the refined NAP's threshold (section 3).
     timeout : seconds per verifier call; UNKNOWN keeps a neuron fixed.
-    focus_timeout, focus_agreement : COARSEN only: seconds per call for freeing a neuron
-        that fewer than ``focus_agreement`` of the class's inputs agree with. Keeping such a
+    focus_timeout, focus_agreement : COARSEN and group: seconds per call for freeing a
+        neuron that fewer than ``focus_agreement`` of the class's inputs agree with. Keeping such a
         neuron costs coverage (each one excludes over 1 - focus_agreement of the inputs);
         keeping one they all agree with costs none. So the time goes where coverage is
         (mnist-256x4: COARSEN queries that time out at 5 s verify in 5-15 s). UNKNOWN still
-        keeps the neuron; the result is minimal in the same sense.
+        keeps the neuron; the result is minimal in the same sense. Group COARSEN gives it
+        to such a neuron's singleton block.
+    block_timeout : group only: seconds per call for a block of two or more neurons
+        (default: ``timeout``). A failed block only splits, and a neuron stays fixed only
+        when its singleton block fails at ``timeout`` (or ``focus_timeout``), so a short
+        limit here keeps the minimality and saves the time of blocks that would time out.
     start_timeout : seconds for the first call, the refined NAP's (default: ``timeout``).
         Without its VERIFIED there is nothing to coarsen, and on a large network it costs
         more than the calls after it (the verifier's model is built then).
@@ -326,6 +351,7 @@ class NapLearner:
         start_timeout: float | Literal["same"] | None = "same",
         focus_timeout: float | None = None,
         focus_agreement: float = 0.99,
+        block_timeout: float | Literal["same"] | None = "same",
         backend: str = "milp",
         verifier: Verifier | None = None,
         order: Literal["index", "random", "agreement"] = "agreement",
@@ -342,8 +368,10 @@ class NapLearner:
             raise InputError(f"unknown order {order!r}; choose from agreement, index, random")
         if isinstance(executor, str) and executor not in ("serial", "process", "ray"):
             raise InputError(f"unknown executor {executor!r}; choose from serial, process, ray")
-        if focus_timeout is not None and method != "coarsen":
-            raise InputError("focus_timeout applies to method coarsen only")
+        if focus_timeout is not None and method not in ("coarsen", "group"):
+            raise InputError("focus_timeout applies to methods coarsen and group only")
+        if block_timeout != "same" and method != "group":
+            raise InputError("block_timeout applies to method group only")
         if not 0.0 < focus_agreement <= 1.0:
             raise InputError(f"focus_agreement must lie in (0, 1], got {focus_agreement}")
         self.method = method
@@ -351,6 +379,7 @@ class NapLearner:
         self.timeout = timeout
         self.focus_timeout = focus_timeout
         self.focus_agreement = focus_agreement
+        self.block_timeout = block_timeout
         self.start_timeout = start_timeout
         self.backend = backend
         self.verifier = verifier
@@ -399,6 +428,12 @@ class NapLearner:
         finally:
             if own:
                 executor.close()  # type: ignore[union-attr]
+
+    def _focus_oracle(self, oracle: VerdictCache) -> Callable[[Int8Array], Status] | None:
+        focus_timeout = self.focus_timeout
+        if focus_timeout is None:
+            return None
+        return lambda p: oracle.result(p, focus_timeout)[0]
 
     def _fit(
         self,
@@ -462,9 +497,21 @@ class NapLearner:
                 prefetch=oracle.prefetch,
             )
         elif self.method == "group":
-            final = group_coarsen(oracle, refined.nap, order, prefetch=oracle.prefetch)
+            block_timeout = self.block_timeout
+            if block_timeout != "same":
+                extra["block_timeout"] = block_timeout
+            final = group_coarsen(
+                oracle,
+                refined.nap,
+                order,
+                prefetch=lambda naps: oracle.prefetch(naps, block_timeout),
+                block_oracle=None
+                if block_timeout == "same"
+                else (lambda p: oracle.result(p, block_timeout)[0]),
+                focus=focus,
+                focus_oracle=self._focus_oracle(oracle),
+            )
         else:
-            focus_timeout = self.focus_timeout
             final = coarsen(
                 oracle,
                 refined.nap,
@@ -472,9 +519,7 @@ class NapLearner:
                 prefetch=oracle.prefetch,
                 ahead=executor.workers,
                 focus=focus,
-                focus_oracle=None
-                if focus_timeout is None
-                else (lambda p: oracle.result(p, focus_timeout)[0]),
+                focus_oracle=self._focus_oracle(oracle),
             )
         self.calls_ = oracle.calls
         self.replayed_ = oracle.replayed

@@ -185,23 +185,35 @@ class VerdictCache:
         self._record(nap, res, limit)
         return res.status, res.counterexample
 
-    def prefetch(self, naps: Sequence[Int8Array]) -> None:
+    def prefetch(
+        self, naps: Sequence[Int8Array], timeout: float | Literal["same"] | None = "same"
+    ) -> None:
         """Decide these NAPs' queries at once through the executor (when it has several
-        workers), so that later :meth:`result` calls find them cached."""
+        workers), so that later :meth:`result` calls with the same ``timeout`` find them
+        cached. A cached UNKNOWN is asked again when ``timeout`` allows more time."""
         if self.executor is None or self.executor.workers <= 1:
             return
+        limit = self.timeout if timeout == "same" else timeout
         todo: dict[str, Int8Array] = {}
         for nap in naps:
             key = nap_key(nap)
-            if key not in self.verdicts and key not in todo and not self._reuse(nap):
+            if key in todo:
+                continue
+            hit = self.verdicts.get(key)
+            if hit is None:
+                if not self._reuse(nap):
+                    todo[key] = nap
+            elif hit["status"] == Status.UNKNOWN.value and _longer(
+                limit, hit.get("timeout", self.timeout)
+            ):
                 todo[key] = nap
         if len(todo) < 2:
             return
-        results = self.executor.map(self.net, [self._query(n) for n in todo.values()], self.timeout)
+        results = self.executor.map(self.net, [self._query(n) for n in todo.values()], limit)
         for nap, res in zip(todo.values(), results, strict=True):
             self.calls += 1
             self.seconds += res.seconds
-            self._record(nap, res, self.timeout)
+            self._record(nap, res, limit)
 
     def record(self, nap: Int8Array) -> dict[str, Any]:
         """The cached verdict of ``nap`` with the NAP itself (for a spec's provenance)."""
