@@ -9,7 +9,8 @@ Paper: minimal-neural-specifications, section 2 (NAPs and the queries a verifier
   (:func:`interval_bounds`, :func:`symbolic_bounds`, :func:`lp_tighten`,
   :func:`output_bounds`), all returning :class:`Bounds`;
 * :mod:`~relucid.verify.milp`: the network as a MILP built once, NAPs imposed by the
-  binaries' bounds (:class:`NetworkMILP`);
+  binaries' bounds (:class:`NetworkMILP`), and :mod:`~relucid.verify.relaxation`: its LP
+  relaxation, kept warm, with lower bounds proved by weak duality (:class:`NetworkLP`);
 * :mod:`~relucid.verify.query`: the questions and verdicts (:class:`NapQuery`,
   :class:`Status`, :class:`VerifyResult`, the :class:`Verifier` protocol);
 * :mod:`~relucid.verify.engine`: the default backend (:class:`MilpVerifier`: bounds, a PGD
@@ -33,6 +34,7 @@ from relucid.verify.engine import MilpVerifier
 from relucid.verify.marabou import MarabouVerifier, marabou_available
 from relucid.verify.milp import MILPResult, NetworkMILP
 from relucid.verify.query import NapQuery, Status, Verifier, VerifyResult, as_nap
+from relucid.verify.relaxation import NetworkLP
 from relucid.verify.vnnlib import (
     MAX_DISJUNCTS,
     InputRegion,
@@ -51,6 +53,7 @@ __all__ = [
     "MarabouVerifier",
     "MilpVerifier",
     "NapQuery",
+    "NetworkLP",
     "NetworkMILP",
     "Status",
     "Verifier",

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import highspy
 import numpy as np
@@ -32,10 +32,13 @@ from scipy import sparse
 
 from relucid.domain import Box
 from relucid.errors import InputError, SolverError
-from relucid.lp import LinearProgram, LPStatus, SolverTimeout, set_time_limit
+from relucid.lp import LinearProgram, LPStatus, set_time_limit
 from relucid.network import ReluNetwork
 from relucid.verify.bounds import interval_step
 from relucid.verify.dual import LpSnapshot
+
+if TYPE_CHECKING:
+    from relucid.verify.relaxation import NetworkLP
 
 FloatArray = NDArray[np.float64]
 Int8Array = NDArray[np.int8]
@@ -81,7 +84,8 @@ class NetworkMILP:
         NAP to be queried), e.g. from interval or symbolic bound propagation.
     time_limit : seconds per solve, or None.
     relaxed : build the LP relaxation instead (every binary continuous in [0, 1]); see
-        :meth:`relaxation`.
+        :meth:`relaxation` and :class:`~relucid.verify.relaxation.NetworkLP`, which adds
+        its proved lower bounds.
     unit_inputs : the input columns hold ``u = (x - lo) / (hi - lo)`` in ``[0, 1]`` instead of
         ``x`` (the first layer's weights scaled, its bias shifted). Raw features whose
         ranges differ by orders of magnitude (WBC: 0.05 to 4,254) make HiGHS misjudge
@@ -221,8 +225,9 @@ class NetworkMILP:
             time_limit=time_limit,
         )
         self.relaxed = relaxed
-        self._relaxation: NetworkMILP | None = None
-        # The relaxation's model as HiGHS holds it, for the dual bound; dropped on change.
+        self._relaxation: NetworkLP | None = None
+        # A relaxation's model as HiGHS holds it, for its proved bounds
+        # (:class:`~relucid.verify.relaxation.NetworkLP`); dropped on any change.
         self._snapshot: LpSnapshot | None = None
         #: Queries served (set by the caller), to judge whether a warm relaxation pays.
         self.uses = 0
@@ -471,7 +476,7 @@ class NetworkMILP:
         return MILPSearch("error", None, nodes, h.modelStatusToString(status))
 
     # -- the LP relaxation, kept warm -------------------------------------------------------
-    def relaxation(self) -> NetworkMILP:
+    def relaxation(self) -> NetworkLP:
         """This model's LP relaxation (built on first call), kept in step with it.
 
         Every later :meth:`set_bounds`, :meth:`set_nap` and input-row change is applied to
@@ -483,68 +488,13 @@ class NetworkMILP:
         if self.relaxed:
             raise InputError("this model is a relaxation already")
         if self._relaxation is None:
+            from relucid.verify.relaxation import NetworkLP
+
             pairs = list(zip(self.lower, self.upper, strict=True))
-            relax = NetworkMILP(
-                self.net, self.box, pairs, relaxed=True, unit_inputs=self.unit_inputs
-            )
+            relax = NetworkLP(self.net, self.box, pairs, unit_inputs=self.unit_inputs)
             relax.set_nap(self.nap)
             self._relaxation = relax
         return self._relaxation
-
-    def lower_bound(self, c_y: ArrayLike, time_limit: float | None) -> float | None:
-        """A proved lower bound on ``c_y . y`` over the relaxation (a relaxed model only).
-
-        The bound does not trust HiGHS's tolerances: it is recomputed by weak duality from
-        the LP's row duals (any multipliers give a valid bound; see :meth:`LpSnapshot.dual_bound`).
-        ``+inf`` when the relaxation is infeasible and HiGHS's dual ray proves it (checked
-        the same way, :meth:`LpSnapshot.farkas_proof`); None when the LP stops without an optimum or
-        an unproved infeasibility (the caller falls back to the MILP); :class:`TimeoutError`
-        past ``time_limit``.
-        """
-        cost = np.zeros(self.lp.num_cols)
-        cost[self.y_cols] = np.asarray(c_y, dtype=np.float64)
-        return self.lower_bound_of(cost, time_limit)
-
-    def lower_bound_of(self, cost: FloatArray, time_limit: float | None) -> float | None:
-        """:meth:`lower_bound` of ``cost . v`` over every column ``v`` of the relaxation."""
-        if not self.relaxed:
-            raise InputError("lower_bound needs the relaxation (see relaxation())")
-        self.lp.set_objective(cost, "min")
-        self.lp.set_time_limit(None if time_limit is None else max(time_limit, 1e-3))
-        self._deadline = (
-            float("inf") if time_limit is None else time.perf_counter() + max(time_limit, 1e-3)
-        )
-        cold = self.lp.solves == 0
-        # After a change of bounds or NAP the old basis stays dual feasible: the dual
-        # simplex. After a change of objective only (the next output term) it stays primal
-        # feasible: the primal simplex takes a few pivots where the dual took up to 6,000
-        # (mnist-256x4), while after a change of bounds the primal took seconds.
-        self.lp.set_option("simplex_strategy", 1 if self._snapshot is None else 4)
-        if cold:  # presolve drops the fixed neurons: 2.5 s -> 0.2 s cold on mnist-256x4
-            self.lp.set_option("presolve", "on")
-        try:
-            res = self.lp.solve(want_x=False)
-        except SolverTimeout as exc:
-            raise TimeoutError("the relaxation ran out of time") from exc
-        except SolverError as exc:  # interrupted at the deadline, or numerical trouble
-            if time.perf_counter() > self._deadline:
-                raise TimeoutError("the relaxation ran out of time") from exc
-            return None
-        finally:
-            self._deadline = float("inf")
-            if cold:
-                self.lp.set_option("presolve", "off")
-        h = self.lp.highs
-        if res.status is LPStatus.INFEASIBLE:
-            if self._snapshot is None:
-                self._snapshot = LpSnapshot.of(h)
-            return np.inf if self._snapshot.farkas_proof(h) else None
-        if res.status is not LPStatus.OPTIMAL:
-            return None
-        if self._snapshot is None:  # one copy of the model per query, not per term
-            self._snapshot = LpSnapshot.of(h)
-        duals = np.asarray(h.getSolution().row_dual, dtype=np.float64)
-        return self._snapshot.dual_bound(cost, duals)
 
     def _interrupt(self, event: Any) -> None:
         event.interrupt(time.perf_counter() > self._deadline)

@@ -24,6 +24,7 @@ from relucid.verify.bounds import Bounds
 from relucid.verify.confirm import effective_nap, time_left
 from relucid.verify.crown import CrownBounds
 from relucid.verify.milp import NetworkMILP
+from relucid.verify.relaxation import NetworkLP
 
 FloatArray = NDArray[np.float64]
 Int8Array = NDArray[np.int8]
@@ -57,9 +58,7 @@ def crown_terms(
     return [i for i in open_terms if i not in settled]
 
 
-def relaxed_margin(
-    relax: NetworkMILP, c: FloatArray, d: FloatArray, deadline: float | None
-) -> float:
+def relaxed_margin(relax: NetworkLP, c: FloatArray, d: FloatArray, deadline: float | None) -> float:
     """``max_r (min C_r y - d_r)`` over the LP relaxation, each minimum proved by weak
     duality (``+inf`` for a proved-infeasible relaxation); positive means the term
     ``C y <= d`` is impossible. Stops at the first positive row. Each LP gets at most half
@@ -78,7 +77,7 @@ def relaxed_margin(
 
 def warm_tighten(
     model: NetworkMILP,
-    relax: NetworkMILP,
+    relax: NetworkLP,
     bounds: Bounds,
     nap: Int8Array,
     max_per_layer: int,
@@ -132,7 +131,7 @@ def warm_tighten(
 
 def term_tighten(
     model: NetworkMILP,
-    relax: NetworkMILP,
+    relax: NetworkLP,
     bounds: Bounds,
     nap: Int8Array,
     x_rows: Rows,
