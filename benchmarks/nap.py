@@ -218,6 +218,7 @@ def run_table(
                 "executor": "serial"
                 if method == "baseline"
                 else f"{spec.info['executor']} x{spec.info['workers']}",
+                "timeout_s": None if method == "baseline" else spec.info.get("timeout"),
                 "unknown_calls": None
                 if method == "baseline"
                 else spec.info.get("verdicts", {}).get("unknown"),
@@ -247,28 +248,30 @@ def merge(
     results: Path, parts: list[Path], console: Console, checkpoints: Path | None = None
 ) -> None:
     """Replace ``results``' rows by the parts' rows of the same network, label and method
-    (each stamped with its run's date and command); MNIST parts also go into
-    ``mnist_runs``. Refuses a part whose MNIST timeout differs from the results file's.
+    (each stamped with its run's date, command and per-call limit ``timeout_s``); MNIST parts
+    also go into ``mnist_runs``. Rows of runs with different limits sit side by side, each
+    with its own ``timeout_s`` (rows merged before it existed get their file's limit).
     With ``checkpoints`` (the runs' folder), each learned row also gets the verdict counts
     of its checkpoint file (``checkpoint_calls``, ``checkpoint_unknown``: over every
     resumed part of the run)."""
     out = json.loads(results.read_text()) if results.exists() else {"rows": []}
     runs: list[str] = list(out.get("mnist_runs", []))
+    for r in out["rows"]:
+        if r["method"] not in ("baseline", "linf-ball") and "timeout_s" not in r:
+            mnist_row = r["network"].startswith("mnist")
+            r["timeout_s"] = out.get("mnist_timeout_s" if mnist_row else "timeout_s")
     for path in parts:
         part = json.loads(path.read_text())
         rows = part.get("rows", [])
         mnist = any(r["network"].startswith("mnist") for r in rows)
-        if mnist and out.get("mnist_timeout_s") not in (None, part.get("mnist_timeout_s")):
-            raise SystemExit(
-                f"{path}: MNIST timeout {part.get('mnist_timeout_s')} s, but {results} has "
-                f"{out.get('mnist_timeout_s')} s; merge only runs of one setting"
-            )
         keys = {(r["network"], r["label"], r["method"]) for r in rows}
         day = str(part.get("date", ""))[:10]
         cmd = part.get("mnist_command") if mnist else part.get("command")
+        timeout = part.get("mnist_timeout_s") if mnist else part.get("timeout_s")
         stamped = [{**r, "date": day, "command": cmd} for r in rows]
         for r in stamped:
-            timeout = part.get("mnist_timeout_s") if mnist else part.get("timeout_s")
+            if r["method"] not in ("baseline", "linf-ball"):
+                r.setdefault("timeout_s", timeout)
             ckpt = (
                 None
                 if checkpoints is None
@@ -290,7 +293,12 @@ def merge(
             r for r in out["rows"] if (r["network"], r["label"], r["method"]) not in keys
         ]
         if mnist:
-            out["mnist_timeout_s"] = part.get("mnist_timeout_s")
+            limits = {
+                r.get("timeout_s")
+                for r in out["rows"]
+                if r["network"].startswith("mnist") and "timeout_s" in r
+            }
+            out["mnist_timeout_s"] = limits.pop() if len(limits) == 1 else "per row (timeout_s)"
             if cmd not in runs:
                 runs.append(cmd)
         console.print(f"merged {len(rows)} rows from {path}")
@@ -483,6 +491,7 @@ def main() -> None:
         "network",
         "label",
         "method",
+        "timeout_s",
         "size",
         "verifier_calls",
         "reused_counterexamples",
