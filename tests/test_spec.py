@@ -156,6 +156,44 @@ def test_optadvprune_result_is_a_specification() -> None:
     assert learner.calls_ <= learner.refined_.size
 
 
+class _UnknownFirst:
+    """The MILP verifier, but its first ``n`` NAP queries time out (UNKNOWN)."""
+
+    name = "milp"
+
+    def __init__(self, n: int) -> None:
+        self.inner, self.left, self.naps = MilpVerifier(), n, []  # type: ignore[var-annotated]
+
+    def verify_nap(self, net, query, timeout=None):  # type: ignore[no-untyped-def]
+        self.naps.append(query.nap.copy())
+        if self.left > 0 and len(self.naps) > 1:  # the refined NAP's own call is decided
+            self.left -= 1
+            return VerifyResult(Status.UNKNOWN, self.name, 0.0, "timeout")
+        return self.inner.verify_nap(net, query, 30)
+
+    def verify_property(self, net, prop, timeout=None):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+def test_optadvprune_samples_more_examples_after_a_timeout() -> None:
+    """An UNKNOWN verdict says nothing about the candidate; the paper's interactive variant
+    samples more adversarial examples. Here none of them disagrees on a neuron the first
+    candidate frees (the draws stop adding), so the result is the refined NAP, verified."""
+    net, X, y = data()
+    plain = NapLearner("optadvprune", timeout=30).fit(net, X, y, 1)
+    slow = _UnknownFirst(1)
+    again = NapLearner("optadvprune", timeout=30, verifier=slow).fit(net, X, y, 1)
+    spec = again.spec_
+    assert spec.verdicts[-1]["status"] == "verified" and spec <= again.refined_
+    # the first candidate (UNKNOWN here) is the plain run's result; then came more draws
+    assert np.array_equal(slow.naps[1], plain.spec_.nap)
+    assert spec.info["adversarial_examples"] > plain.spec_.info["adversarial_examples"]
+    for before, after in zip(slow.naps[1:], slow.naps[2:], strict=False):
+        assert ((before >= 0) <= (after >= 0)).all()  # each candidate fixes more
+    res = MilpVerifier(seed=4).verify_nap(net, NapQuery(spec.nap, 1, net.domain), 30)
+    assert res.status is Status.VERIFIED
+
+
 def test_stochastic_result_is_a_specification() -> None:
     net, X, y = data()
     learner = NapLearner("stochastic", timeout=30, random_state=3).fit(net, X, y, 1)

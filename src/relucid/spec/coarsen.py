@@ -231,20 +231,29 @@ def opt_adv_prune(
     *,
     random_state: int = 0,
     max_rounds: int = 100,
+    max_samplings: int = 8,
+    noise: float = 0.1,
 ) -> tuple[Int8Array, int]:
     """OPTADVPRUNE (Algorithm 1), closed by counterexample-guided verification.
 
     An adversarial example ``x'`` (misclassified, in the domain) lies in no specification, so
     every fixed neuron of the refined NAP on which ``x'``'s pattern disagrees is (an upper
-    bound of) essential: freeing all of them would take ``x'`` in. Adversarial examples come
-    from PGD started at the class's inputs (and from random starts, the CW-like margin loss
-    of :func:`~relucid.verify.pgd_attack`) and from the Carlini-Wagner L2 attack
-    (:func:`~relucid.verify.attack.cw_attack`) started at the class's inputs; the NAP keeps
-    only the essential neurons. Then,
-    as the paper's interactive variant, we verify: each FALSIFIED verdict's counterexample is
-    one more adversarial example, whose disagreements are added, until VERIFIED. This ends,
-    since the refined NAP itself verifies and every round fixes at least one more neuron.
-    Returns the NAP and the number of adversarial examples found by the attack.
+    bound of) essential: freeing all of them would take ``x'`` in. As in Algorithm 1, every
+    input ``x_j`` of ``X`` is attacked: PGD started at it (the margin loss of
+    :func:`~relucid.verify.pgd_attack`, each other class a target) and the Carlini-Wagner L2
+    attack (:func:`~relucid.verify.attack.cw_attack`); the NAP keeps only the essential
+    neurons. Then, as the paper's interactive variant ("sampling additional adversarial
+    examples until verification is achieved"), we verify:
+
+    * FALSIFIED: the counterexample is one more adversarial example; its disagreements are
+      added;
+    * UNKNOWN (a timeout): more adversarial examples are sampled, PGD from the inputs moved
+      by uniform noise of up to ``noise`` of each feature's range (a new draw each time, at
+      most ``max_samplings`` draws), until a draw adds a neuron.
+
+    Until VERIFIED, every round fixes at least one more neuron and the refined NAP itself
+    verifies, so this ends; when the samplings stop adding neurons before that, the refined
+    NAP is returned. Returns the NAP and the number of adversarial examples used.
     """
     from relucid.verify.attack import cw_attack, pgd_attack
 
@@ -253,36 +262,51 @@ def opt_adv_prune(
     label, domain = oracle.label, oracle.domain
     query = NapQuery(ref, label, domain)
     terms = [(row[None, :], np.array([d])) for _, row, d in query.terms(net.output_dim)]
-    xs = np.atleast_2d(np.asarray(X, np.float64))[:64]
-    att = pgd_attack(
-        net, domain, terms, starts=xs, restarts=16, steps=40, step=0.05, seed=random_state
-    )
-    cand = att.points[att.losses <= 0]
-    adv = cand[net.forward(cand).argmax(axis=1) != label] if cand.size else cand
-    # Carlini-Wagner examples: the closest misclassified inputs to the class's inputs,
-    # which cross the fewest neurons (the paper uses both attacks)
-    cw = cw_attack(net, domain, label, xs)
-    adv = np.concatenate([adv.reshape(-1, net.input_dim), cw]) if cw.size else adv
-    essent = np.zeros(ref.size, dtype=bool)
+    xs = np.atleast_2d(np.asarray(X, np.float64))
+    rng = np.random.default_rng(random_state)
+    width = domain.hi - domain.lo
+
+    def adversarial(starts: FloatArray, seed: int) -> FloatArray:
+        att = pgd_attack(
+            net, domain, terms, starts=starts, restarts=0, step=0.05, seed=seed, max_starts=None
+        )
+        cand = att.points[att.losses <= 0]
+        if not cand.size:
+            return np.zeros((0, net.input_dim))
+        return np.asarray(cand[net.forward(cand).argmax(axis=1) != label])
 
     def disagree(points: FloatArray) -> NDArray[np.bool_]:
+        if not points.size:
+            return np.zeros(ref.size, dtype=bool)
         z = np.concatenate(net.pre_activations(np.atleast_2d(points)), axis=1) > 0
         return np.any(fixed & (z != (ref == 1)), axis=0)
 
-    if adv.size:
-        essent |= disagree(adv)
+    # Carlini-Wagner examples: the closest misclassified inputs to the class's inputs,
+    # which cross the fewest neurons (the paper uses both attacks)
+    cw = cw_attack(net, domain, label, xs)
+    adv = np.concatenate([adversarial(xs, random_state), cw.reshape(-1, net.input_dim)])
+    n_adv = int(adv.shape[0])
+    essent = disagree(adv)
+    samplings = 0
     for _ in range(max_rounds):
         cur = np.where(essent, ref, -1).astype(np.int8)
         status, cex = oracle.result(cur)
         if status is Status.VERIFIED:
-            return cur, int(adv.shape[0])
-        if status is not Status.FALSIFIED or cex is None:
-            break  # no information: fall back to the refined NAP below
-        new = disagree(cex) & ~essent
+            return cur, n_adv
+        if status is Status.FALSIFIED and cex is not None:
+            new = disagree(np.asarray(cex)) & ~essent
+        else:  # no verdict: sample more adversarial examples until one adds a neuron
+            new = np.zeros(ref.size, dtype=bool)
+            while not new.any() and samplings < max_samplings:
+                samplings += 1
+                moved = xs + noise * width * rng.uniform(-1.0, 1.0, xs.shape)
+                more = adversarial(np.clip(moved, domain.lo, domain.hi), random_state + samplings)
+                n_adv += int(more.shape[0])
+                new = disagree(more) & ~essent
         if not new.any():
             break
         essent |= new
-    return ref, int(adv.shape[0])
+    return ref, n_adv
 
 
 def agreement(net: ReluNetwork, nap: Int8Array, X: FloatArray) -> FloatArray:
