@@ -23,4 +23,8 @@ class SearchOutcome:
 
 def how_verified(stats: dict[str, float]) -> str:
     """How a VERIFIED verdict was reached (its reason), from the search's statistics."""
-    return "split" if stats.get("pieces") else "milp" if stats.get("milp_solves") else "bounds"
+    if stats.get("pieces"):
+        return "split"
+    if stats.get("milp_solves"):
+        return "milp"
+    return "branch and bound" if stats.get("terms_by_bab") else "bounds"
