@@ -94,7 +94,9 @@ def random_queries(net: ReluNetwork, box: Box, count: int, seed: int) -> list[Na
 BOX2 = Box(-np.ones(2), np.ones(2))
 
 
-@pytest.mark.parametrize("mode", ["split", "one-milp", "lp-tightened", "hard", "hard-no-attack"])
+@pytest.mark.parametrize(
+    "mode", ["split", "one-milp", "lp-tightened", "hard", "hard-no-attack", "hard-bab"]
+)
 @pytest.mark.parametrize("seed", range(6))
 def test_verdicts_match_exhaustive_enumeration(seed: int, mode: str) -> None:
     net = balanced_net([2, 5, 4, 3], start=seed * 50)
@@ -111,7 +113,8 @@ def test_verdicts_match_exhaustive_enumeration(seed: int, mode: str) -> None:
         crown_min_unstable=0,
         crown_min_width=0,
         warm_lp_unstable=0 if hard else 200,
-        attack=mode != "hard-no-attack",
+        attack=mode not in ("hard-no-attack", "hard-bab"),
+        bab_share=0.5 if mode == "hard-bab" else 0.0,  # branch and bound before the MILP
     )
     seen = set()
     queries = random_queries(net, BOX2, 25, seed)
@@ -139,6 +142,8 @@ def test_verdicts_match_exhaustive_enumeration(seed: int, mode: str) -> None:
         assert "crown_seconds" in stages, stages
     if mode == "hard-no-attack":
         assert {"warm_lp_seconds", "term_lp_seconds"} <= stages, stages
+    if mode == "hard-bab":
+        assert "bab_seconds" in stages, stages
 
 
 def test_verified_survives_strong_attack_and_sampling() -> None:

@@ -82,13 +82,10 @@ def bab_terms(
     uppers = [torch.tensor(a) for a in bounds.upper[:-1]]
     offs = crown.net.layer_offsets
     n_layers = crown.num_hidden_layers
-    unstable = np.concatenate(
-        [((lo < 0) & (hi > 0)).numpy() for lo, hi in zip(lowers, uppers, strict=True)]
-    )
-    lo_flat = np.concatenate([a.numpy() for a in lowers])
-    hi_flat = np.concatenate([a.numpy() for a in uppers])
+    lo_flat = np.concatenate(bounds.lower[:-1])
+    hi_flat = np.concatenate(bounds.upper[:-1])
     # the chord's intercept per unstable neuron: u (-l) / (u - l)
-    icpt = np.where(unstable, hi_flat * -lo_flat / np.maximum(hi_flat - lo_flat, 1e-12), 0.0)
+    icpt = np.where(bounds.unstable, hi_flat * -lo_flat / np.maximum(hi_flat - lo_flat, 1e-12), 0.0)
     warm = None  # the root's optimum: the start of every later batch
 
     # each domain: its NAP and which terms are still open in it

@@ -49,11 +49,11 @@ class NetworkLP(NetworkMILP):
         """A proved lower bound on ``c_y . y`` over the relaxation.
 
         The bound does not trust HiGHS's tolerances: it is recomputed by weak duality from
-        the LP's row duals (any multipliers give a valid bound; see :meth:`LpSnapshot.dual_bound`).
-        ``+inf`` when the relaxation is infeasible and HiGHS's dual ray proves it (checked
-        the same way, :meth:`LpSnapshot.farkas_proof`); None when the LP stops without an optimum or
-        an unproved infeasibility (the caller falls back to the MILP); :class:`TimeoutError`
-        past ``time_limit``.
+        the LP's row duals (any multipliers give a valid bound; see
+        :meth:`LpSnapshot.dual_bound`). ``+inf`` when the relaxation is infeasible and
+        HiGHS's dual ray proves it (checked the same way, :meth:`LpSnapshot.farkas_proof`);
+        None when the LP stops without an optimum or an unproved infeasibility (the caller
+        falls back to the MILP); :class:`TimeoutError` past ``time_limit``.
         """
         cost = np.zeros(self.lp.num_cols)
         cost[self.y_cols] = np.asarray(c_y, dtype=np.float64)
