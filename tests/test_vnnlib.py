@@ -96,10 +96,14 @@ def test_mnistfc_property_is_an_image_ball(
     """prop_k = the L-inf ball of radius 0.03 around a test image, clipped to [0, 1] (float32
     arithmetic), unsafe iff some other logit is >= the label's: 9 one-row terms."""
     path = shared_data / "mnistfc" / f"prop_{k}_0.03.vnnlib"
-    t0 = time.perf_counter()
-    prop = load_vnnlib(path)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 0.5, f"parsing took {elapsed:.3f} s"  # about 20 ms; slack for a busy CI
+    # A guard against a super-linear parser, not a benchmark: the best of three parses in this
+    # process's CPU time (about 30 ms), so that a machine busy with other work cannot fail it.
+    cpu = []
+    for _ in range(3):
+        t0 = time.process_time()
+        prop = load_vnnlib(path)
+        cpu.append(time.process_time() - t0)
+    assert min(cpu) < 0.5, f"parsing took {min(cpu):.3f} s of CPU time"
     images, labels = mnist_test
     box = prop.box
     err = np.maximum(
