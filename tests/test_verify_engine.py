@@ -247,6 +247,45 @@ def test_warm_relaxation_in_a_sequence_matches_enumeration(seed: int, crown: boo
     assert by_lp > 0 and {Status.VERIFIED, Status.FALSIFIED} <= seen
 
 
+def test_optimised_bounds_that_keep_failing_are_skipped_and_probed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a sequence, after ``crown_patience`` queries in a row that optimised bounds leave
+    open, the next go straight to the LP and MILP, except every ``crown_probe``-th; a probe
+    that settles its query brings them back. Verdicts stay exact throughout."""
+    from relucid.verify import engine
+
+    net = balanced_net([3, 6, 5, 3], start=100)
+    box = Box(-np.ones(3), np.ones(3))
+    kw = dict(split_max_dim=0, attack=False, crown_min_unstable=0, crown_min_width=0)
+    # a query that the optimised bounds settle alone, on a fresh verifier
+    settled = None
+    for q in random_queries(net, box, 40, 0):
+        res = MilpVerifier(**kw).verify_nap(net, q, timeout=30)  # type: ignore[arg-type]
+        if res.status is Status.VERIFIED and res.stats.get("terms_by_crown") == 2:
+            settled = q
+            break
+    assert settled is not None
+    real = engine.crown_terms
+    failing = [True]
+
+    def crown_terms(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return list(args[5]) if failing[0] else real(*args, **kwargs)  # leave all open
+
+    monkeypatch.setattr(engine, "crown_terms", crown_terms)
+    verifier = MilpVerifier(crown_patience=2, crown_probe=3, **kw)  # type: ignore[arg-type]
+    skipped = []
+    for k in range(11):
+        failing[0] = k < 8  # the probe of query 8 succeeds
+        res = verifier.verify_nap(net, settled, timeout=30)
+        assert res.status is exact_verdict(net, settled)
+        skipped.append(int(res.stats.get("crown_skipped", 0)))
+        assert ("crown_seconds" in res.stats) is not skipped[-1]
+    # 0: no model yet (not a sequence); 1, 2: misses; 5: a probe that fails; 8: one that
+    # succeeds, after which they run again
+    assert skipped == [0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0]
+
+
 def test_model_reuse_matches_fresh_models() -> None:
     # One verifier (cached model, bounds changed in place) vs a fresh verifier per query.
     net = balanced_net([3, 6, 6, 3])
