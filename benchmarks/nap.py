@@ -42,6 +42,14 @@ training inputs agree with (keeping one excludes the rest of them); the other ca
 neurons' singleton blocks. ``--mnist-block-timeout`` gives group COARSEN's blocks of two or
 more neurons a shorter limit (a failed block only splits; singletons keep theirs).
 
+A method named with ``+retry`` (e.g. ``coarsen+focus+retry``) ends with NapLearner's retry
+pass: each neuron still fixed after a timeout (with ``+focus``: each focus neuron) is asked
+once more at ``--mnist-retry-timeout`` seconds, the one that would cover the most inputs
+first. Its pass before the retry asks the same NAPs as the method without ``+retry``, so a
+copy of that run's checkpoint file under the ``+retry`` name resumes it with the retry
+only; ``wall_s`` then counts that part and ``checkpoint_verifier_s`` the verifier's time over
+all parts.
+
 ``--merge FILE ...`` puts the rows of other runs' result files (each label or method run in
 its own process, with ``--out``) into ``--out`` in place of the rows with the same network,
 label and method; each merged row keeps the date and command of the run it came from.
@@ -92,10 +100,12 @@ def checkpoint_name(
     timeout: float,
     focus: float | None,
     block: float | None = None,
+    retry: float | None = None,
 ) -> str:
     """The checkpoint file of one learner run (``run_table`` writes it, ``merge`` reads it)."""
     tail = "" if focus is None else f"-f{focus:g}"
     tail += "" if block is None else f"-b{block:g}"
+    tail += "" if retry is None else f"-r{retry:g}"
     return f"{network}-label{label}-{method}-t{timeout:g}{tail}.json"
 
 
@@ -114,6 +124,7 @@ def run_table(
     focus_timeout: float | None = None,
     focus_agreement: float = 0.99,
     block_timeout: float | None = None,
+    retry_timeout: float | None = None,
 ) -> list[dict[str, Any]]:
     """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
     With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
@@ -136,10 +147,11 @@ def run_table(
                     calls = 1
                     seconds = time.perf_counter() - t0
                 else:
-                    base = method.removesuffix("+focus")
+                    base, *suffixes = method.split("+")
                     pooled = workers > 1 and base in POOLED
-                    focus = focus_timeout if method.endswith("+focus") else None
+                    focus = focus_timeout if "focus" in suffixes else None
                     block = block_timeout if base == "group" else None
+                    retry = retry_timeout if "retry" in suffixes else None
                     learner = NapLearner(
                         base,  # type: ignore[arg-type]
                         delta=delta,
@@ -147,12 +159,14 @@ def run_table(
                         start_timeout=max(timeout, 60.0),
                         focus_timeout=focus,
                         focus_agreement=focus_agreement,
+                        retry_timeout=retry,
                         block_timeout="same" if block is None else block,
                         executor="process" if pooled else "serial",
                         workers=workers if pooled else None,
                         checkpoint=None
                         if checkpoints is None
-                        else checkpoints / checkpoint_name(name, c, method, timeout, focus, block),
+                        else checkpoints
+                        / checkpoint_name(name, c, method, timeout, focus, block, retry),
                     )
                     learner.fit(net, ds.X_train, ds.y_train, c)
                     spec = learner.spec_
@@ -171,7 +185,11 @@ def run_table(
                 # looking for one)
                 # 4 x the longest per-call limit the run had (a coarsen+focus NAP was
                 # proved by a focus call)
-                longest = max(timeout, spec.info.get("focus_timeout") or 0.0)
+                longest = max(
+                    timeout,
+                    spec.info.get("focus_timeout") or 0.0,
+                    spec.info.get("retry_timeout") or 0.0,
+                )
                 checked[key] = checker.verify_nap(net, spec.query(net, Xtr), 4 * longest)
             check = checked[key]
             reverify_s = time.perf_counter() - t_check
@@ -229,6 +247,9 @@ def run_table(
                 "focus_agreement": spec.info.get("focus_agreement"),
                 "focus_neurons": spec.info.get("focus_neurons"),
                 "block_timeout_s": spec.info.get("block_timeout"),
+                "retry_timeout_s": spec.info.get("retry_timeout"),
+                "retried_neurons": spec.info.get("retried"),
+                "retry_freed": spec.info.get("retry_freed"),
                 "reverified": check.status.value,
                 "reverify_s": round(reverify_s, 2),
             }
@@ -286,12 +307,19 @@ def merge(
                     timeout,
                     r.get("focus_timeout_s"),
                     r.get("block_timeout_s"),
+                    r.get("retry_timeout_s"),
                 )
             )
             if ckpt is not None and ckpt.exists():
-                verdicts = json.loads(ckpt.read_text())["verdicts"].values()
+                verdicts = [
+                    w
+                    for v in json.loads(ckpt.read_text())["verdicts"].values()
+                    for w in [*v.get("earlier", []), v]
+                ]
                 r["checkpoint_calls"] = len(verdicts)
                 r["checkpoint_unknown"] = sum(v["status"] == "unknown" for v in verdicts)
+                # the verifier's time over every resumed part (wall_s is the last part's)
+                r["checkpoint_verifier_s"] = round(sum(v.get("seconds", 0.0) for v in verdicts), 1)
         out["rows"] = stamped + [
             r for r in out["rows"] if (r["network"], r["label"], r["method"]) not in keys
         ]
@@ -354,6 +382,13 @@ def main() -> None:
         type=float,
         default=0.99,
         help="The agreement below which coarsen+focus gives a call --mnist-focus-timeout.",
+    )
+    ap.add_argument(
+        "--mnist-retry-timeout",
+        type=float,
+        default=None,
+        help="Seconds per call of the retry pass of methods named with +retry (e.g. "
+        "coarsen+focus+retry): NapLearner's retry_timeout.",
     )
     ap.add_argument(
         "--mnist-block-timeout",
@@ -499,6 +534,7 @@ def main() -> None:
             focus_timeout=args.mnist_focus_timeout,
             focus_agreement=args.mnist_focus_agreement,
             block_timeout=args.mnist_block_timeout,
+            retry_timeout=args.mnist_retry_timeout,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")

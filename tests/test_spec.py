@@ -14,7 +14,7 @@ from relucid import ReluNetwork
 from relucid.domain import Box
 from relucid.errors import InputError
 from relucid.spec import NapLearner, NapSpec, NotASpecificationError, refined_nap
-from relucid.spec.coarsen import agreement
+from relucid.spec.coarsen import agreement, retry_coarsen
 from relucid.spec.verdicts import VerdictCache, nap_key
 from relucid.training import TrainConfig, train_relu_classifier
 from relucid.verify import MilpVerifier, NapQuery, Status, VerifyResult
@@ -583,6 +583,31 @@ def test_cache_asks_an_unknown_again_only_with_more_time() -> None:
     assert cache.result(trial, 100.0)[0] is again and len(slow.limits) == 2  # decided
 
 
+def test_resumed_cache_serves_a_retried_naps_verdicts_in_turn(tmp_path: Path) -> None:
+    """A NAP asked at 1 s (UNKNOWN), then at 10 s (decided): a run resumed from the
+    checkpoint gets UNKNOWN at its first ask, as the killed run did, and the decided verdict
+    at the second, without a call."""
+    net, X, y = data()
+    label = 1
+    start = refined_nap(net, X, y, label).nap
+    trial = start.copy()
+    trial[np.flatnonzero(start >= 0)[0]] = -1
+    ckpt = tmp_path / "ck.json"
+    first = VerdictCache(net, label, net.domain, Slow(5.0, start), 1.0, checkpoint=ckpt)
+    assert first.result(trial)[0] is Status.UNKNOWN
+    decided = first.result(trial, 10.0)[0]
+    assert decided is not Status.UNKNOWN and first.asked == 2 and first.calls == 2
+    slow = Slow(5.0, start)
+    again = VerdictCache(net, label, net.domain, slow, 1.0, checkpoint=ckpt)
+    assert again.asked == 2
+    assert again.result(trial)[0] is Status.UNKNOWN
+    assert again.result(trial, 10.0)[0] is decided
+    assert again.result(trial)[0] is decided  # served the latest from now on
+    assert slow.limits == [] and again.calls == 0 and again.replayed == 3
+    # one more ask at a longer limit than any verdict: decided, so no call
+    assert again.result(trial, 50.0)[0] is decided and slow.limits == []
+
+
 def test_focus_timeout_gives_low_agreement_neurons_the_time() -> None:
     net, X, y = data()
     label = 1
@@ -620,6 +645,88 @@ def test_focus_timeout_gives_low_agreement_neurons_the_time() -> None:
         NapLearner("stochastic", focus_timeout=10.0)
     with pytest.raises(InputError):
         NapLearner("coarsen", block_timeout=1.0)
+
+
+def test_retry_coarsen_asks_where_coverage_is_first() -> None:
+    """Five fixed neurons, four inputs. Input 0 is kept out by neuron 3 alone, inputs 1
+    and 2 by neuron 1 alone, input 3 by neurons 0 and 4 together. The oracle verifies any
+    NAP that keeps neuron 2 fixed: the pass asks 1 (covers two), then 3 (one), then 0 and 4
+    (each disagrees with one input; 0 first), and 2 (no input disagrees) last, and fails."""
+    nap = np.array([1, 0, 1, 1, 0], dtype=np.int8)
+    active = np.array(
+        [
+            [1, 0, 1, 0, 0],
+            [1, 1, 1, 1, 0],
+            [1, 1, 1, 1, 0],
+            [0, 0, 1, 1, 1],
+        ],
+        dtype=bool,
+    )
+    asked: list[int] = []
+    cur = [nap]
+
+    def oracle(trial: np.ndarray) -> Status:
+        (freed,) = np.flatnonzero((trial < 0) & (cur[0] >= 0))
+        asked.append(int(freed))
+        ok = trial[2] >= 0
+        if ok:
+            cur[0] = trial
+        return Status.VERIFIED if ok else Status.FALSIFIED
+
+    out = retry_coarsen(oracle, nap, [0, 1, 2, 3, 4], active)
+    assert asked == [1, 3, 0, 4, 2]
+    assert out.tolist() == [-1, -1, 1, -1, -1]
+    # Neurons already free, or not candidates, are not asked.
+    asked.clear()
+    cur[0] = nap
+    assert retry_coarsen(oracle, nap, [2, 3], active).tolist() == [1, 0, 1, -1, 0]
+    assert asked == [3, 2]
+
+
+def test_retry_timeout_frees_neurons_kept_after_a_timeout(tmp_path: Path) -> None:
+    """Every query but the start's needs 5 s. The pass (1 s, 2 s for focus neurons) frees
+    nothing; the retry at 10 s asks each focus neuron once more and frees some, to a NAP
+    that a fresh verifier proves, with more coverage, and from which freeing any one more
+    focus neuron fails. A rerun from the checkpoint calls nothing and ends the same."""
+    net, X, y = data()
+    label = 1
+    start = refined_nap(net, X, y, label).nap
+    kw: dict = dict(timeout=1.0, focus_timeout=2.0, focus_agreement=1.0)
+    first = NapLearner("coarsen", **kw, verifier=Slow(5.0, start)).fit(net, X, y, label)
+    assert first.spec_.size == first.refined_.size
+    slow = Slow(5.0, start)
+    ckpt = tmp_path / "retry.json"
+    learner = NapLearner("coarsen", **kw, retry_timeout=10.0, verifier=slow, checkpoint=ckpt)
+    spec = learner.fit(net, X, y, label).spec_
+    share = agreement(net, learner.refined_.nap, X[y == label])
+    low = [int(i) for i in np.flatnonzero((learner.refined_.nap >= 0) & (share < 1.0))]
+    assert spec.info["retried"] == len(low) > 0
+    assert spec.info["retry_freed"] == first.spec_.size - spec.size > 0
+    # one 10 s call per focus neuron at most (a failed one may be answered by replay)
+    assert 0 < slow.limits.count(10.0) <= len(low)
+    assert set(slow.limits) <= {1.0, 2.0, 10.0}
+    mine = X[y == label]
+    assert spec.coverage(net, mine) > first.spec_.coverage(net, mine)
+    checker = MilpVerifier(seed=5)
+    assert checker.verify_nap(net, NapQuery(spec.nap, label, net.domain), 30).status is (
+        Status.VERIFIED
+    )
+    for i in low:
+        if spec.nap[i] >= 0:
+            more = spec.nap.copy()
+            more[i] = -1
+            res = checker.verify_nap(net, NapQuery(more, label, net.domain), 30)
+            assert res.status is not Status.VERIFIED, i
+    again = NapLearner(
+        "coarsen", **kw, retry_timeout=10.0, verifier=Slow(5.0, start), checkpoint=ckpt
+    ).fit(net, X, y, label)
+    assert again.calls_ == 0 and np.array_equal(again.spec_.nap, spec.nap)
+    with pytest.raises(InputError):
+        NapLearner("coarsen", timeout=5.0, focus_timeout=10.0, retry_timeout=10.0)
+    with pytest.raises(InputError):
+        NapLearner("stochastic", timeout=5.0, retry_timeout=10.0)
+    with pytest.raises(InputError):
+        NapLearner("coarsen", timeout=None, retry_timeout=10.0)
 
 
 def test_group_block_timeout_keeps_coarsen_minimality() -> None:

@@ -64,6 +64,14 @@ def nap_learn_cmd(
     focus_agreement: Annotated[
         float, typer.Option(help="Agreement below which --focus-timeout applies.")
     ] = 0.99,
+    retry_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="coarsen and group: afterwards, ask once more with this many seconds to free "
+            "each neuron still fixed (only the --focus-timeout ones when given), the one that "
+            "would cover the most inputs first."
+        ),
+    ] = None,
     block_timeout: Annotated[
         float | None,
         typer.Option(
@@ -130,7 +138,7 @@ def nap_learn_cmd(
 
             def on_call(calls: int, size: int, status: object) -> None:
                 t = bar.tasks[task].elapsed or 1e-9
-                if calls == 1 and method == "coarsen":
+                if calls == 1 and method == "coarsen" and retry_timeout is None:
                     # COARSEN asks once per fixed neuron after the start: a known total,
                     # hence an ETA (the other methods' call counts are not known ahead)
                     bar.update(task, total=size + 1)
@@ -143,6 +151,7 @@ def nap_learn_cmd(
                 start_timeout=timeout if start_timeout is None else start_timeout,
                 focus_timeout=focus_timeout,
                 focus_agreement=focus_agreement,
+                retry_timeout=retry_timeout,
                 block_timeout="same" if block_timeout is None else block_timeout,
                 backend=backend,
                 order=order,  # type: ignore[arg-type]

