@@ -315,6 +315,8 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     coarse = ["--method", "coarsen", *args[args.index("--timeout") :]]
     block = runner.invoke(app, [*args[: args.index("--method")], *coarse, "--block-timeout", "1"])
     assert block.exit_code == 2 and "block_timeout" in block.output, block.output
+    retry = runner.invoke(app, [*args[: args.index("--method")], *stoch, "--retry-timeout", "90"])
+    assert retry.exit_code == 2 and "retry_timeout" in retry.output, retry.output
     # the same run through a process pool of two: the same spec
     pooled = tmp_path / "pooled.json"
     base = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "1"]
