@@ -253,7 +253,7 @@ def test_optimised_bounds_that_keep_failing_are_skipped_and_probed(
     """In a sequence, after ``crown_patience`` queries in a row that optimised bounds leave
     open, the next go straight to the LP and MILP, except every ``crown_probe``-th; a probe
     that settles its query brings them back. Verdicts stay exact throughout."""
-    from relucid.verify import engine
+    from relucid.verify import engine, tightening
 
     net = balanced_net([3, 6, 5, 3], start=100)
     box = Box(-np.ones(3), np.ones(3))
@@ -273,6 +273,7 @@ def test_optimised_bounds_that_keep_failing_are_skipped_and_probed(
         return list(args[5]) if failing[0] else real(*args, **kwargs)  # leave all open
 
     monkeypatch.setattr(engine, "crown_terms", crown_terms)
+    monkeypatch.setattr(tightening, "crown_terms", crown_terms)  # the pass before the MILP
     verifier = MilpVerifier(crown_patience=2, crown_probe=3, **kw)  # type: ignore[arg-type]
     skipped = []
     for k in range(11):

@@ -78,9 +78,9 @@ from relucid.verify.crown import CrownBounds, CrownConfig
 from relucid.verify.milp import NetworkMILP
 from relucid.verify.outcome import SearchOutcome, how_verified
 from relucid.verify.query import NapQuery, Status, VerifyResult
-from relucid.verify.split import split_search
+from relucid.verify.split import split_portfolio
 from relucid.verify.terms import SearchContext, settle_terms
-from relucid.verify.tightening import crown_terms
+from relucid.verify.tightening import crown_terms, crown_tighten
 from relucid.verify.vnnlib import VnnProperty
 
 FloatArray = NDArray[np.float64]
@@ -454,47 +454,26 @@ class MilpVerifier:
         # 3. In low input dimension, split the box (bounds tighten fast as it shrinks) and
         #    leave the MILP to the pieces whose bounds stay loose.
         if open_terms and net.input_dim <= self.split_max_dim:
-            probe = obeys if need_member and not member else None
-
-            def split(
-                lookahead: int, until: float | None, from_depth: int = 0
-            ) -> tuple[SearchOutcome, bool]:
-                return split_search(
-                    net,
-                    box,
-                    cs,
-                    ds,
-                    open_terms,
-                    nap,
-                    a_mat,
-                    b_vec,
-                    replay,
-                    probe,
-                    until,
-                    stats,
-                    safety=self.safety,
-                    split_leaf_unstable=self.split_leaf_unstable,
-                    split_max_depth=self.split_max_depth,
-                    split_input_depth=self.split_input_depth,
-                    split_lookahead=lookahead,
-                    split_order=self.split_order,
-                    lookahead_depth=from_depth,
-                )
-
-            # A portfolio: the plain branching rule for the first quarter of the time (it
-            # settles most properties in few pieces, and the look-ahead's greedy choice can
-            # mislead it: ACAS Xu 4_9 prop_3, 7 pieces against 2,000+), then the look-ahead
-            # (which settles properties the plain rule cannot: 2_2 prop_1, >300 s -> 1.3 s).
-            lookahead = self.split_lookahead if not (nap >= 0).any() else 0
-            if lookahead > 1 and deadline is not None:
-                first = time.perf_counter() + 0.25 * (deadline - time.perf_counter())
-                try:
-                    out, seen = split(0, first)
-                except SearchTimeout:
-                    stats["plain_split_pieces"] = stats.get("pieces", 0)
-                    out, seen = split(lookahead, deadline)
-            else:  # no deadline to share: the look-ahead below the first few levels
-                out, seen = split(lookahead, deadline, from_depth=4)
+            out, seen = split_portfolio(
+                net,
+                box,
+                cs,
+                ds,
+                open_terms,
+                nap,
+                a_mat,
+                b_vec,
+                replay,
+                obeys if need_member and not member else None,
+                deadline,
+                stats,
+                safety=self.safety,
+                split_leaf_unstable=self.split_leaf_unstable,
+                split_max_depth=self.split_max_depth,
+                split_input_depth=self.split_input_depth,
+                split_lookahead=self.split_lookahead,
+                split_order=self.split_order,
+            )
             if out.status is not Status.VERIFIED:
                 return out
             member = member or seen
@@ -502,27 +481,12 @@ class MilpVerifier:
 
         # 4. MILP, one term at a time, on bounds tightened where it is cheap.
         if use_crown and open_terms:
-            t = time.perf_counter()
             crown = self._crown(net, box, a_mat, b_vec)
-            uns = bounds.unstable & (nap == -1)
-            offs = net.layer_offsets
-            cap = self.crown_tighten_max
-            layers = [
-                k
-                for k in range(len(net.hidden_sizes))
-                if 0 < uns[offs[k] : offs[k + 1]].sum() <= (net.num_hidden if cap is None else cap)
-            ]
-            if layers:
-                bounds = crown.tighten(nap, bounds, layers=layers, deadline=deadline)
-                if bounds.empty:
-                    return SearchOutcome(
-                        Status.EMPTY, "optimised bounds prove no input obeys the NAP"
-                    )
-                before = len(open_terms)
-                open_terms = crown_terms(crown, nap, bounds, cs, ds, open_terms, deadline)
-                stats["terms_by_crown"] = stats.get("terms_by_crown", 0) + before - len(open_terms)
-            stats["crown_seconds"] = stats.get("crown_seconds", 0.0) + time.perf_counter() - t
-            stats["unstable_after_crown"] = int((bounds.unstable & (nap == -1)).sum())
+            bounds, open_terms = crown_tighten(
+                crown, nap, bounds, cs, ds, open_terms, self.crown_tighten_max, deadline, stats
+            )
+            if bounds.empty:
+                return SearchOutcome(Status.EMPTY, "optimised bounds prove no input obeys the NAP")
             time_left(deadline)
         # 4b. Branch and bound on hidden neurons with the same bounds, for a share of the
         #     time left; the MILP gets the rest (and the terms it leaves open).

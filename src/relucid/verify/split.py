@@ -9,6 +9,7 @@ whole-box path (:func:`~relucid.verify.confirm.confirm_milp`).
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -18,7 +19,13 @@ from relucid.domain import Box
 from relucid.network import ReluNetwork
 from relucid.pattern import local_affine
 from relucid.verify.bounds import Bounds, output_bounds, symbolic_bounds
-from relucid.verify.confirm import confirm_milp, effective_nap, repair_point, time_left
+from relucid.verify.confirm import (
+    SearchTimeout,
+    confirm_milp,
+    effective_nap,
+    repair_point,
+    time_left,
+)
 from relucid.verify.milp import NetworkMILP
 from relucid.verify.outcome import SearchOutcome
 from relucid.verify.query import Status
@@ -188,6 +195,71 @@ def split_search(
         push((Box(piece.lo, lo_hi), depth + 1, still, pnap, bounds), room)
     stats.update(pieces=pieces, leaves=leaves)
     return SearchOutcome(Status.VERIFIED, "split", stats=stats), member
+
+
+def split_portfolio(
+    net: ReluNetwork,
+    box: Box,
+    cs: list[FloatArray],
+    ds: list[FloatArray],
+    terms: list[int],
+    nap: Int8Array,
+    a_mat: FloatArray,
+    b_vec: FloatArray,
+    replay: Callable[[FloatArray, int], bool],
+    obeys: Callable[[FloatArray], BoolArray] | None,
+    deadline: float | None,
+    stats: dict[str, float],
+    *,
+    safety: float,
+    split_leaf_unstable: int,
+    split_max_depth: int,
+    split_input_depth: int,
+    split_lookahead: int,
+    split_order: str,
+) -> tuple[SearchOutcome, bool]:
+    """:func:`split_search` as the ``milp`` backend runs it: a portfolio of branching rules.
+
+    The plain rule (the most influential input) gets the first quarter of the time: it
+    settles most properties in few pieces, and the look-ahead's greedy choice can mislead
+    it (ACAS Xu 4_9 prop_3: 7 pieces against 2,000+). The look-ahead then gets the rest: it
+    settles properties the plain rule cannot (2_2 prop_1: >300 s -> 1.3 s). Without a
+    deadline to share, the look-ahead runs below the first four levels. A NAP with a fixed
+    neuron gets no look-ahead. Same arguments and result as :func:`split_search`.
+    """
+
+    def run(lookahead: int, until: float | None, from_depth: int = 0) -> tuple[SearchOutcome, bool]:
+        return split_search(
+            net,
+            box,
+            cs,
+            ds,
+            terms,
+            nap,
+            a_mat,
+            b_vec,
+            replay,
+            obeys,
+            until,
+            stats,
+            safety=safety,
+            split_leaf_unstable=split_leaf_unstable,
+            split_max_depth=split_max_depth,
+            split_input_depth=split_input_depth,
+            split_lookahead=lookahead,
+            split_order=split_order,
+            lookahead_depth=from_depth,
+        )
+
+    lookahead = split_lookahead if not (nap >= 0).any() else 0
+    if lookahead > 1 and deadline is not None:
+        first = time.perf_counter() + 0.25 * (deadline - time.perf_counter())
+        try:
+            return run(0, first)
+        except SearchTimeout:
+            stats["plain_split_pieces"] = stats.get("pieces", 0)
+            return run(lookahead, deadline)
+    return run(lookahead, deadline, from_depth=4)
 
 
 def _halves(piece: Box, k: int) -> tuple[Box, Box]:

@@ -2,6 +2,8 @@
 
 * :func:`crown_terms`: optimised bounds (:class:`~relucid.verify.crown.CrownBounds`) settle
   output terms, all rows in one batched pass;
+* :func:`crown_tighten`: the same bounds for the narrow hidden layers before the MILP,
+  then another try at the open terms;
 * :func:`relaxed_margin`: the warm LP relaxation's proved minimum of a term's rows;
 * :func:`warm_tighten`: the unstable neurons of narrow layers tightened by the warm LP
   relaxation (two LPs each, bounds proved by weak duality), fed back into the MILP;
@@ -15,6 +17,7 @@ three settle all nine output terms in about 16 s, where the MILP alone took 59 s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,6 +59,44 @@ def crown_terms(
             settled.add(i)
         start += r
     return [i for i in open_terms if i not in settled]
+
+
+def crown_tighten(
+    crown: CrownBounds,
+    nap: Int8Array,
+    bounds: Bounds,
+    cs: Sequence[FloatArray],
+    ds: Sequence[FloatArray],
+    open_terms: list[int],
+    cap: int | None,
+    deadline: float | None,
+    stats: dict[str, float],
+) -> tuple[Bounds, list[int]]:
+    """Before the MILP: optimised bounds for the hidden layers with at most ``cap`` unstable
+    free neurons (None: every layer with one), then another try at the open terms on them.
+
+    Returns the tightened bounds (``empty`` when they prove that no input obeys the NAP;
+    the terms are then returned untouched) and the terms still open. Adds to ``stats``
+    (``crown_seconds``, ``terms_by_crown``, ``unstable_after_crown``).
+    """
+    t = time.perf_counter()
+    net = crown.net
+    uns = bounds.unstable & (nap == -1)
+    offs = net.layer_offsets
+    limit = net.num_hidden if cap is None else cap
+    layers = [
+        k for k in range(len(net.hidden_sizes)) if 0 < uns[offs[k] : offs[k + 1]].sum() <= limit
+    ]
+    if layers:
+        bounds = crown.tighten(nap, bounds, layers=layers, deadline=deadline)
+        if bounds.empty:
+            return bounds, open_terms
+        before = len(open_terms)
+        open_terms = crown_terms(crown, nap, bounds, cs, ds, open_terms, deadline)
+        stats["terms_by_crown"] = stats.get("terms_by_crown", 0) + before - len(open_terms)
+    stats["crown_seconds"] = stats.get("crown_seconds", 0.0) + time.perf_counter() - t
+    stats["unstable_after_crown"] = int((bounds.unstable & (nap == -1)).sum())
+    return bounds, open_terms
 
 
 def relaxed_margin(relax: NetworkLP, c: FloatArray, d: FloatArray, deadline: float | None) -> float:
