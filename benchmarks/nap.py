@@ -79,6 +79,7 @@ from relucid.spec import (
     NotASpecificationError,
     estimate_volume,
     largest_verified_ball,
+    plot_nap,
     refined_nap,
 )
 from relucid.spec.data import NapData, nap_data
@@ -125,10 +126,13 @@ def run_table(
     focus_agreement: float = 0.99,
     block_timeout: float | None = None,
     retry_timeout: float | None = None,
+    specs: Path | None = None,
 ) -> list[dict[str, Any]]:
     """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
     With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
-    run resumes where it stopped (its wall time then counts only the resumed part)."""
+    run resumes where it stopped (its wall time then counts only the resumed part). With
+    ``specs``, each row's NAP is saved there as a spec (JSON, with its coverage and the
+    run's trace) and drawn (PNG, :func:`~relucid.spec.plot_nap`)."""
     rows: list[dict[str, Any]] = []
     checker = MilpVerifier(seed=11)
     checked: dict[tuple[int, bytes], VerifyResult] = {}
@@ -255,6 +259,16 @@ def run_table(
             }
             console.print(row)
             rows.append(row)
+            if specs is not None:
+                specs.mkdir(parents=True, exist_ok=True)
+                stem = f"{name}-label{c}-{method}"
+                cov = {
+                    "train_coverage": row["train_coverage_pct"] / 100,
+                    "test_coverage": row["test_coverage_pct"] / 100,
+                }
+                saved = spec.with_nap(spec.nap, info={**spec.info, **cov})
+                saved.save(specs / f"{stem}.json")
+                plot_nap(saved, specs / f"{stem}.png", hidden_sizes=net.hidden_sizes)
             if on_row is not None:
                 on_row(rows)
             if method == "baseline" and check.status is Status.FALSIFIED:
@@ -406,6 +420,12 @@ def main() -> None:
         help="Folder for the learners' checkpoint files: a killed run resumes (long MNIST runs).",
     )
     ap.add_argument(
+        "--specs",
+        type=Path,
+        default=None,
+        help="Folder to save each row's NAP as a spec (JSON) and its picture (PNG).",
+    )
+    ap.add_argument(
         "--mnist-only",
         action="store_true",
         help="Only Table 2; the saved WBC rows are kept in the results file.",
@@ -514,6 +534,7 @@ def main() -> None:
             console,
             args.workers,
             on_row=save,
+            specs=args.specs,
         )
         wbc_s = time.perf_counter() - t0
         save([])
@@ -535,6 +556,7 @@ def main() -> None:
             focus_agreement=args.mnist_focus_agreement,
             block_timeout=args.mnist_block_timeout,
             retry_timeout=args.mnist_retry_timeout,
+            specs=args.specs,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")

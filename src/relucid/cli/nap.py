@@ -103,6 +103,10 @@ def nap_learn_cmd(
     ray_address: Annotated[
         str | None, typer.Option(help="A running Ray cluster (default: a local instance).")
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also draw the NAP by layer and the run's verdicts to this PNG."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Mine the refined NAP of class c, then coarsen it to a minimal specification."""
@@ -170,6 +174,10 @@ def nap_learn_cmd(
     }
     spec = spec.with_nap(spec.nap, info={**spec.info, **cov, "data": ds.description})
     spec.save(out)
+    if plot is not None:
+        from relucid.spec import plot_nap
+
+        plot_nap(spec, plot)
     if as_json:
         sys.stdout.write(json.dumps(spec.to_dict(), indent=2) + "\n")
         return
@@ -178,7 +186,7 @@ def nap_learn_cmd(
         f"refined |P| = {learner.refined_.size} -> {spec.size}; verifier calls "
         f"{spec.info['verifier_calls']} {spec.info['verdicts']}; train coverage "
         f"{cov['train_coverage']:.2%}, test coverage {cov['test_coverage']:.2%}; "
-        f"{learner.seconds_:.1f} s; written to {out}",
+        f"{learner.seconds_:.1f} s; written to {out}" + (f" (picture: {plot})" if plot else ""),
         markup=False,
     )
 
@@ -220,6 +228,32 @@ def nap_check_cmd(
             f"test coverage {payload['test_coverage']:.2%}"
         )
     verdict_out(payload, text, as_json, res.status.value == "verified")
+
+
+@nap_app.command("plot")
+def nap_plot_cmd(
+    spec: Annotated[Path, typer.Argument(help="A spec written by `relucid nap learn`.")],
+    out: Annotated[Path, typer.Option(help="The PNG to write.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="The spec's network, to lay the neurons out by layer (older specs)."),
+    ] = None,
+) -> None:
+    """Draw a spec: its NAP by layer (freed neurons marked) and, when it keeps one, its
+    run's verdicts (|P| asked, status, time limit, verifier time)."""
+    from relucid.spec import NapSpec, plot_nap
+
+    try:
+        s = NapSpec.load(spec)
+        sizes = None
+        if model is not None:
+            net = _nap_model(model)
+            s.check(net)
+            sizes = net.hidden_sizes
+        path = plot_nap(s, out, hidden_sizes=sizes)
+    except RelucidError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{s}; picture written to {path}", markup=False)
 
 
 @nap_app.command("table")

@@ -428,6 +428,7 @@ class NapLearner:
                 "order": self.order,
                 "seconds": round(self.seconds_, 3),
                 **extra,
+                "trace": oracle.trace_columns(),
             },
             verdicts=(oracle.record(refined.nap), oracle.record(final)),
         )

@@ -215,5 +215,10 @@ def refined_nap(
         net.fingerprint(),
         domain,
         "refined",
-        {"delta": delta, "inputs": k, "labels": label_source},
+        {
+            "delta": delta,
+            "inputs": k,
+            "labels": label_source,
+            "hidden_sizes": list(net.hidden_sizes),
+        },
     )

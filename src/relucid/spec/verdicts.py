@@ -97,6 +97,9 @@ class VerdictCache:
         self.replayed = 0  # verdicts answered from the cache (checkpoint or this run)
         self.reused = 0  # FALSIFIED by an earlier query's counterexample, without a call
         self.seconds = 0.0
+        # every verdict in the order the run got it, resumed ones included: (|P| of the NAP
+        # asked, status, seconds, time limit); one entry per verdict counted by ``asked``
+        self.trace: list[tuple[int, str, float, float | None]] = []
         self._cex: list[FloatArray] = []
         if self.path is not None and self.path.exists():
             self._load()
@@ -155,8 +158,23 @@ class VerdictCache:
                 return last
         if seen < len(hist):
             self._live[key] = seen + 1
+            self._trace(key, hist[seen])
             return hist[seen]
         return None
+
+    def _trace(self, key: str, verdict: dict[str, Any]) -> None:
+        limit = verdict["timeout"] if "timeout" in verdict else self.timeout
+        size = len(key) - key.count(".")
+        self.trace.append((size, verdict["status"], float(verdict["seconds"]), limit))
+
+    def trace_columns(self) -> dict[str, list[Any]]:
+        """:attr:`trace` as columns (``size``, ``status``, ``seconds``, ``timeout``), the
+        form a spec keeps it in (``info["trace"]``, drawn by :func:`~relucid.spec.plot_nap`)."""
+        cols: tuple[list[Any], ...] = ([], [], [], [])
+        for entry in self.trace:
+            for col, v in zip(cols, entry, strict=True):
+                col.append(v)
+        return dict(zip(("size", "status", "seconds", "timeout"), cols, strict=True))
 
     def __call__(self, nap: Int8Array) -> Status:
         return self.result(nap)[0]
@@ -191,6 +209,7 @@ class VerdictCache:
         hist = self._history.setdefault(key, [])
         hist.append(self.verdicts[key])
         self._live[key] = len(hist)
+        self._trace(key, self.verdicts[key])
         if res.counterexample is not None:
             self._cex.append(np.asarray(res.counterexample, np.float64))
         self._save()
