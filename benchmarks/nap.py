@@ -60,6 +60,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import platform
 import sys
 import time
@@ -142,6 +143,7 @@ def run_table(
         # share of the class's test inputs it does is the ceiling of any test coverage.
         ceiling = round(100 * float(np.mean(net.forward(Xte).argmax(1) == c)), 2)
         base_vol = None
+        base_joint = math.nan
         for method in ("baseline", *methods):
             t0 = time.perf_counter()
             reused = 0
@@ -200,6 +202,7 @@ def run_table(
             vol = estimate_volume(spec, net, ds.X_train)
             if method == "baseline":
                 base_vol = vol.log10_volume
+                base_joint = vol.joint_log10_volume
                 eps = largest_verified_ball(
                     net, c, vol.centre, spec.domain.lo, spec.domain.hi, checker, timeout=timeout
                 )
@@ -239,6 +242,9 @@ def run_table(
                 "log10_volume": round(vol.log10_volume, 3),
                 "log10_volume_ratio": round(vol.log10_volume - base_vol, 3),
                 "orthotope_inside_pct": round(100 * vol.inside_share, 1),
+                "joint_log10_volume": round(vol.joint_log10_volume, 3),
+                "joint_log10_volume_ratio": round(vol.joint_log10_volume - base_joint, 3),
+                "joint_scale": round(vol.joint_scale, 4),
                 "wall_s": round(seconds, 2),
                 "executor": "serial"
                 if method == "baseline"
@@ -263,8 +269,8 @@ def run_table(
                 specs.mkdir(parents=True, exist_ok=True)
                 stem = f"{name}-label{c}-{method}"
                 cov = {
-                    "train_coverage": row["train_coverage_pct"] / 100,
-                    "test_coverage": row["test_coverage_pct"] / 100,
+                    "train_coverage": spec.coverage(net, Xtr),
+                    "test_coverage": spec.coverage(net, Xte),
                 }
                 saved = spec.with_nap(spec.nap, info={**spec.info, **cov})
                 saved.save(specs / f"{stem}.json")

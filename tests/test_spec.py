@@ -342,11 +342,41 @@ def test_volume_estimate_on_a_known_region() -> None:
     assert est.upper == pytest.approx([1.0, 0.0], abs=1e-6)
     assert est.log10_volume == pytest.approx(0.0, abs=1e-5)
     assert est.inside_share == pytest.approx(1.0, abs=0.01)
+    # the orthotope lies in the region: the joint one is the same box
+    assert est.joint_scale == 1.0 and est.joint_log10_volume == est.log10_volume
     # The pseudo-centre minimises the covering L-inf radius among the points.
     pts = X[spec.contains(net, X)]
     c = pseudo_centre(pts)
     radius = np.abs(pts[:, None, :] - pts[None, :, :]).max(axis=2).max(axis=1)
     assert np.abs(c - pts).max(axis=1).max() == pytest.approx(radius.min())
+
+
+def test_joint_orthotope_lies_in_a_region_the_axis_growth_overshoots() -> None:
+    from relucid.spec import estimate_volume
+
+    # two neurons, both fixed active: the diagonal band 0 < x0 - x1 < 0.2 of [-1, 1]^2. Grown
+    # one axis at a time, the orthotope is a 0.2 x 0.2 square of which at most 3/4 lies in
+    # the band.
+    w1 = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    net = ReluNetwork([w1, np.ones((1, 2))], [np.array([0.0, 0.2]), np.zeros(1)])
+    dom = Box(-np.ones(2), np.ones(2))
+    spec = NapSpec(np.array([1, 1], np.int8), 0, net.fingerprint(), dom)
+    X = np.random.default_rng(1).uniform(-1, 1, (2000, 2))
+    est = estimate_volume(spec, net, X, samples=4000)
+    assert est.upper - est.lower == pytest.approx([0.2, 0.2], abs=1e-6)
+    assert est.inside_share <= 0.8
+    assert 0.0 < est.joint_scale < 1.0 and est.joint_inside_share >= 0.99
+    assert est.joint_log10_volume == pytest.approx(est.log10_volume + 2 * np.log10(est.joint_scale))
+    # an independent sample of the joint orthotope: (almost) all of it obeys the NAP
+    c = est.centre
+    lo = c - est.joint_scale * (c - est.lower)
+    hi = c + est.joint_scale * (est.upper - c)
+    pts = np.random.default_rng(7).uniform(lo, hi, (20000, 2))
+    assert spec.contains(net, pts).mean() >= 0.97
+    with pytest.raises(InputError, match="joint_target"):
+        estimate_volume(spec, net, X, joint_target=1.5)
+    none = estimate_volume(spec, net, X, joint_target=None)
+    assert np.isnan(none.joint_scale) and none.log10_volume == est.log10_volume
 
 
 def test_monitor_flags_inputs_outside_every_spec() -> None:
