@@ -229,6 +229,10 @@ def run_table(
                     }
                 )
             assert base_vol is not None
+            cov = {
+                "train_coverage": spec.coverage(net, Xtr),
+                "test_coverage": spec.coverage(net, Xte),
+            }
             row = {
                 "network": name,
                 "label": c,
@@ -236,8 +240,8 @@ def run_table(
                 "size": spec.size,
                 "verifier_calls": calls,
                 "reused_counterexamples": reused,
-                "train_coverage_pct": round(100 * spec.coverage(net, Xtr), 2),
-                "test_coverage_pct": round(100 * spec.coverage(net, Xte), 2),
+                "train_coverage_pct": round(100 * cov["train_coverage"], 2),
+                "test_coverage_pct": round(100 * cov["test_coverage"], 2),
                 "test_classified_pct": ceiling,
                 "log10_volume": round(vol.log10_volume, 3),
                 "log10_volume_ratio": round(vol.log10_volume - base_vol, 3),
@@ -268,10 +272,6 @@ def run_table(
             if specs is not None:
                 specs.mkdir(parents=True, exist_ok=True)
                 stem = f"{name}-label{c}-{method}"
-                cov = {
-                    "train_coverage": spec.coverage(net, Xtr),
-                    "test_coverage": spec.coverage(net, Xte),
-                }
                 saved = spec.with_nap(spec.nap, info={**spec.info, **cov})
                 saved.save(specs / f"{stem}.json")
                 plot_nap(saved, specs / f"{stem}.png", hidden_sizes=net.hidden_sizes)

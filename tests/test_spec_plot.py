@@ -12,6 +12,7 @@ from test_spec import Killer, data
 from relucid.errors import InputError
 from relucid.spec import NapLearner, NapSpec, plot_nap, refined_nap
 from relucid.spec.plot import nap_cells, start_nap
+from relucid.spec.verdicts import nap_from_key, nap_key
 from relucid.verify import MilpVerifier, NapQuery, Status
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -78,6 +79,7 @@ def test_nap_cells_mark_the_freed_neurons(tmp_path: Path) -> None:
     spec = NapLearner("coarsen", timeout=30).fit(net, X, y, label).spec_
     start = start_nap(spec)
     assert start is not None and np.array_equal(start, refined_nap(net, X, y, label).nap)
+    assert np.array_equal(nap_from_key(nap_key(spec.nap)), spec.nap)
     grid = nap_cells(spec, net.hidden_sizes)
     assert grid.shape == (len(net.hidden_sizes), max(net.hidden_sizes))
     cells = grid[~np.isnan(grid)]

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from relucid.errors import InputError
 from relucid.spec.nap import NapSpec
+from relucid.spec.verdicts import nap_from_key
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -49,7 +50,7 @@ def start_nap(spec: NapSpec) -> NDArray[np.int8] | None:
     key = spec.verdicts[0].get("nap_key")
     if not isinstance(key, str) or len(key) != spec.nap.size:
         return None
-    return np.array([1 if ch == "+" else 0 if ch == "0" else -1 for ch in key], np.int8)
+    return nap_from_key(key)
 
 
 def nap_cells(spec: NapSpec, hidden_sizes: Sequence[int]) -> NDArray[np.float64]:

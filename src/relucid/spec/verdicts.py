@@ -53,6 +53,11 @@ def nap_key(nap: Int8Array) -> str:
     return "".join("+" if v == 1 else "0" if v == 0 else "." for v in nap.tolist())
 
 
+def nap_from_key(key: str) -> Int8Array:
+    """The NAP of a :func:`nap_key` (its inverse)."""
+    return np.array([1 if ch == "+" else 0 if ch == "0" else -1 for ch in key], np.int8)
+
+
 class VerdictCache:
     """Verifier calls for one (network, class, domain), cached and checkpointed.
 
@@ -153,7 +158,7 @@ class VerdictCache:
         seen = self._live.get(key, 0)
         if seen:
             last = hist[seen - 1]
-            before = last["timeout"] if "timeout" in last else self.timeout
+            before = self._limit(last)
             if not (last["status"] == Status.UNKNOWN.value and _longer(limit, before)):
                 return last
         if seen < len(hist):
@@ -162,10 +167,15 @@ class VerdictCache:
             return hist[seen]
         return None
 
+    def _limit(self, verdict: dict[str, Any]) -> Any:
+        """The time limit a verdict was given (one recorded without it, from an older
+        checkpoint, counts as given the run's own)."""
+        return verdict["timeout"] if "timeout" in verdict else self.timeout
+
     def _trace(self, key: str, verdict: dict[str, Any]) -> None:
-        limit = verdict["timeout"] if "timeout" in verdict else self.timeout
         size = len(key) - key.count(".")
-        self.trace.append((size, verdict["status"], float(verdict["seconds"]), limit))
+        entry = (size, verdict["status"], float(verdict["seconds"]), self._limit(verdict))
+        self.trace.append(entry)
 
     def trace_columns(self) -> dict[str, list[Any]]:
         """:attr:`trace` as columns (``size``, ``status``, ``seconds``, ``timeout``), the
@@ -287,8 +297,7 @@ class VerdictCache:
 
 
 def _longer(limit: float | None, before: Any) -> bool:
-    """Whether ``limit`` allows more time than ``before`` (None: no limit). A verdict
-    recorded without its limit (an older checkpoint) counts as given the run's own."""
+    """Whether ``limit`` allows more time than ``before`` (None: no limit)."""
     if before is None:
         return False
     return limit is None or float(limit) > float(before)

@@ -56,6 +56,7 @@ same check.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -78,7 +79,7 @@ from relucid.verify.crown import CrownBounds, CrownConfig
 from relucid.verify.milp import NetworkMILP
 from relucid.verify.outcome import SearchOutcome, how_verified
 from relucid.verify.query import NapQuery, Status, VerifyResult
-from relucid.verify.split import split_portfolio
+from relucid.verify.split import split_portfolio, split_search
 from relucid.verify.terms import SearchContext, settle_terms
 from relucid.verify.tightening import crown_terms, crown_tighten
 from relucid.verify.vnnlib import VnnProperty
@@ -454,7 +455,8 @@ class MilpVerifier:
         # 3. In low input dimension, split the box (bounds tighten fast as it shrinks) and
         #    leave the MILP to the pieces whose bounds stay loose.
         if open_terms and net.input_dim <= self.split_max_dim:
-            out, seen = split_portfolio(
+            search = functools.partial(
+                split_search,
                 net,
                 box,
                 cs,
@@ -465,15 +467,14 @@ class MilpVerifier:
                 b_vec,
                 replay,
                 obeys if need_member and not member else None,
-                deadline,
-                stats,
+                stats=stats,
                 safety=self.safety,
                 split_leaf_unstable=self.split_leaf_unstable,
                 split_max_depth=self.split_max_depth,
                 split_input_depth=self.split_input_depth,
-                split_lookahead=self.split_lookahead,
                 split_order=self.split_order,
             )
+            out, seen = split_portfolio(search, nap, self.split_lookahead, deadline, stats)
             if out.status is not Status.VERIFIED:
                 return out
             member = member or seen

@@ -198,68 +198,32 @@ def split_search(
 
 
 def split_portfolio(
-    net: ReluNetwork,
-    box: Box,
-    cs: list[FloatArray],
-    ds: list[FloatArray],
-    terms: list[int],
+    search: Callable[..., tuple[SearchOutcome, bool]],
     nap: Int8Array,
-    a_mat: FloatArray,
-    b_vec: FloatArray,
-    replay: Callable[[FloatArray, int], bool],
-    obeys: Callable[[FloatArray], BoolArray] | None,
+    split_lookahead: int,
     deadline: float | None,
     stats: dict[str, float],
-    *,
-    safety: float,
-    split_leaf_unstable: int,
-    split_max_depth: int,
-    split_input_depth: int,
-    split_lookahead: int,
-    split_order: str,
 ) -> tuple[SearchOutcome, bool]:
-    """:func:`split_search` as the ``milp`` backend runs it: a portfolio of branching rules.
+    """How the ``milp`` backend shares its time between branching rules of
+    :func:`split_search`; ``search(deadline=..., split_lookahead=..., lookahead_depth=...)``
+    runs it with the rest of its arguments bound.
 
     The plain rule (the most influential input) gets the first quarter of the time: it
     settles most properties in few pieces, and the look-ahead's greedy choice can mislead
     it (ACAS Xu 4_9 prop_3: 7 pieces against 2,000+). The look-ahead then gets the rest: it
     settles properties the plain rule cannot (2_2 prop_1: >300 s -> 1.3 s). Without a
     deadline to share, the look-ahead runs below the first four levels. A NAP with a fixed
-    neuron gets no look-ahead. Same arguments and result as :func:`split_search`.
+    neuron gets no look-ahead.
     """
-
-    def run(lookahead: int, until: float | None, from_depth: int = 0) -> tuple[SearchOutcome, bool]:
-        return split_search(
-            net,
-            box,
-            cs,
-            ds,
-            terms,
-            nap,
-            a_mat,
-            b_vec,
-            replay,
-            obeys,
-            until,
-            stats,
-            safety=safety,
-            split_leaf_unstable=split_leaf_unstable,
-            split_max_depth=split_max_depth,
-            split_input_depth=split_input_depth,
-            split_lookahead=lookahead,
-            split_order=split_order,
-            lookahead_depth=from_depth,
-        )
-
     lookahead = split_lookahead if not (nap >= 0).any() else 0
     if lookahead > 1 and deadline is not None:
         first = time.perf_counter() + 0.25 * (deadline - time.perf_counter())
         try:
-            return run(0, first)
+            return search(deadline=first, split_lookahead=0, lookahead_depth=0)
         except SearchTimeout:
             stats["plain_split_pieces"] = stats.get("pieces", 0)
-            return run(lookahead, deadline)
-    return run(lookahead, deadline, from_depth=4)
+            return search(deadline=deadline, split_lookahead=lookahead, lookahead_depth=0)
+    return search(deadline=deadline, split_lookahead=lookahead, lookahead_depth=4)
 
 
 def _halves(piece: Box, k: int) -> tuple[Box, Box]:
