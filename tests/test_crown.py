@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from test_milp import TINY_CASES, brute_force_max, tiny_net
 
 from relucid import Box, ReluNetwork, load_onnx
+from relucid.errors import InputError
 from relucid.spec import refined_nap
 from relucid.spec.data import nap_data
 from relucid.verify import MilpVerifier, Status, output_bounds, symbolic_bounds
@@ -195,3 +197,59 @@ def test_output_optimisation_runs_long_enough_on_wide_nap_queries(shared_data: P
     assert res.status is Status.VERIFIED and res.reason == "bounds"
     inside = members[spec.with_nap(nap).contains(net, members)]
     assert inside.size and (net.predict(inside) == 4).all()
+
+
+#: The defaults' steps, searched in float32 (the final bound is still float64 with its pad).
+FAST = CrownConfig(iterations=200, output_iterations=300, search_dtype="float32")
+
+
+@settings(max_examples=25, deadline=None)
+@given(*TINY_CASES)
+def test_a_float32_search_still_gives_sound_float64_bounds(
+    seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
+) -> None:
+    """Any slopes in [0, 1] and multipliers >= 0 give a valid bound: parameters found in
+    float32 and evaluated in float64 stay below the exact minimum, and the tightened hidden
+    bounds hold for every sampled input that obeys the NAP."""
+    net = tiny_net(seed, n_in, (*hidden, 3), n_out)
+    box = net.domain
+    assert box is not None
+    rng = np.random.default_rng(nap_seed)
+    nap = random_nap(net, box, rng)
+    start = symbolic_bounds(net, box, nap)
+    crown = CrownBounds(net, box, config=FAST)
+    C = rng.normal(size=(3, n_out))
+    low = crown.output_lower(nap, start, C)
+    assert low.dtype == np.float64
+    for row, value in zip(C, low, strict=True):
+        assert value <= -brute_force_max(net, box, -row, nap) + 1e-9
+    tight = crown.tighten(nap, start)
+    X = obeying(net, box, nap, 4000, nap_seed)
+    if X.shape[0]:
+        for k, z in enumerate(net.pre_activations(X)[:-1]):
+            assert (z >= tight.lower[k] - 1e-9).all() and (z <= tight.upper[k] + 1e-9).all()
+
+
+def test_search_settings_are_checked() -> None:
+    with pytest.raises(InputError, match="search_dtype"):
+        CrownConfig(search_dtype="float16")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="unknown device"):
+        CrownConfig(device="abacus")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA device"):
+            CrownConfig(device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_a_gpu_search_gives_cpu_float64_results() -> None:
+    net = tiny_net(3, 4, (8, 8, 3), 3)
+    box = net.domain
+    assert box is not None
+    nap = random_nap(net, box, np.random.default_rng(0))
+    start = symbolic_bounds(net, box, nap)
+    C = np.eye(3)
+    gpu = CrownBounds(net, box, config=CrownConfig(device="cuda", search_dtype="float32"))
+    low = gpu.output_lower(nap, start, C)
+    assert low.dtype == np.float64
+    for row, value in zip(C, low, strict=True):
+        assert value <= -brute_force_max(net, box, -row, nap) + 1e-9
