@@ -50,6 +50,12 @@ copy of that run's checkpoint file under the ``+retry`` name resumes it with the
 only; ``wall_s`` then counts that part and ``checkpoint_verifier_s`` the verifier's time over
 all parts.
 
+Every learned NAP ends with the implied pass (``--no-implied`` leaves it out): each neuron
+whose flipped region is empty by bounds, given the rest of the NAP, is freed, the region
+unchanged (:mod:`relucid.spec.implied`). ``size_before_implied`` is the method's own |P|,
+``implied_freed`` how many went; the re-check (``reverified``) replays those steps with
+fresh bounds and verifies the NAP the run's verifier proved.
+
 ``--merge FILE ...`` puts the rows of other runs' result files (each label or method run in
 its own process, with ``--out``) into ``--out`` in place of the rows with the same network,
 label and method; each merged row keeps the date and command of the run it came from.
@@ -84,6 +90,7 @@ from relucid.spec import (
     refined_nap,
 )
 from relucid.spec.data import NapData, nap_data
+from relucid.spec.implied import verify_spec
 from relucid.verify import MilpVerifier, Status, VerifyResult
 
 RESULTS = Path(__file__).parent / "results" / "nap.json"
@@ -128,6 +135,7 @@ def run_table(
     block_timeout: float | None = None,
     retry_timeout: float | None = None,
     specs: Path | None = None,
+    implied: bool = True,
 ) -> list[dict[str, Any]]:
     """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
     With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
@@ -166,6 +174,7 @@ def run_table(
                         focus_timeout=focus,
                         focus_agreement=focus_agreement,
                         retry_timeout=retry,
+                        implied=implied,
                         block_timeout="same" if block is None else block,
                         executor="process" if pooled else "serial",
                         workers=workers if pooled else None,
@@ -196,7 +205,7 @@ def run_table(
                     spec.info.get("focus_timeout") or 0.0,
                     spec.info.get("retry_timeout") or 0.0,
                 )
-                checked[key] = checker.verify_nap(net, spec.query(net, Xtr), 4 * longest)
+                checked[key] = verify_spec(net, spec, checker, 4 * longest, Xtr)
             check = checked[key]
             reverify_s = time.perf_counter() - t_check
             vol = estimate_volume(spec, net, ds.X_train)
@@ -264,6 +273,9 @@ def run_table(
                 "retry_timeout_s": spec.info.get("retry_timeout"),
                 "retried_neurons": spec.info.get("retried"),
                 "retry_freed": spec.info.get("retry_freed"),
+                "size_before_implied": spec.info.get("size_before_implied"),
+                "implied_freed": spec.info.get("implied_freed"),
+                "implied_s": spec.info.get("implied_seconds"),
                 "reverified": check.status.value,
                 "reverify_s": round(reverify_s, 2),
             }
@@ -432,6 +444,11 @@ def main() -> None:
         help="Folder to save each row's NAP as a spec (JSON) and its picture (PNG).",
     )
     ap.add_argument(
+        "--no-implied",
+        action="store_true",
+        help="Leave out the implied pass (freeing neurons whose state the rest implies).",
+    )
+    ap.add_argument(
         "--mnist-only",
         action="store_true",
         help="Only Table 2; the saved WBC rows are kept in the results file.",
@@ -541,6 +558,7 @@ def main() -> None:
             args.workers,
             on_row=save,
             specs=args.specs,
+            implied=not args.no_implied,
         )
         wbc_s = time.perf_counter() - t0
         save([])
@@ -563,6 +581,7 @@ def main() -> None:
             block_timeout=args.mnist_block_timeout,
             retry_timeout=args.mnist_retry_timeout,
             specs=args.specs,
+            implied=not args.no_implied,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")

@@ -79,6 +79,13 @@ def nap_learn_cmd(
             "--timeout). A failed block only splits, so a short limit keeps the minimality."
         ),
     ] = None,
+    implied: Annotated[
+        bool,
+        typer.Option(
+            help="Afterwards free every neuron whose state the rest of the NAP implies (its "
+            "flipped region empty by bounds): same region, smaller |P|."
+        ),
+    ] = True,
     labels: Annotated[
         str, typer.Option(help="Mine from the dataset's labels or the model's predictions.")
     ] = "dataset",
@@ -156,6 +163,7 @@ def nap_learn_cmd(
                 focus_timeout=focus_timeout,
                 focus_agreement=focus_agreement,
                 retry_timeout=retry_timeout,
+                implied=implied,
                 block_timeout="same" if block_timeout is None else block_timeout,
                 backend=backend,
                 order=order,  # type: ignore[arg-type]
@@ -183,7 +191,13 @@ def nap_learn_cmd(
         return
     console.print(str(spec), markup=False)
     console.print(
-        f"refined |P| = {learner.refined_.size} -> {spec.size}; verifier calls "
+        f"refined |P| = {learner.refined_.size} -> {spec.size}"
+        + (
+            f" ({spec.info['implied_freed']} of them implied by the rest)"
+            if spec.info.get("implied_freed")
+            else ""
+        )
+        + f"; verifier calls "
         f"{spec.info['verifier_calls']} {spec.info['verdicts']}; train coverage "
         f"{cov['train_coverage']:.2%}, test coverage {cov['test_coverage']:.2%}; "
         f"{learner.seconds_:.1f} s; written to {out}" + (f" (picture: {plot})" if plot else ""),
@@ -202,9 +216,12 @@ def nap_check_cmd(
     backend: BackendOpt = "milp",
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-verify a saved spec against its network (exit 0 only when VERIFIED)."""
+    """Re-verify a saved spec against its network (exit 0 only when VERIFIED). A spec whose
+    run freed implied neurons is checked by its certificate: those steps replayed with fresh
+    bounds, then the NAP the run's verifier proved verified again."""
     from relucid.spec import NapSpec
     from relucid.spec.data import nap_data
+    from relucid.spec.implied import verify_spec
     from relucid.verify import get_verifier
 
     try:
@@ -214,7 +231,7 @@ def nap_check_cmd(
         ds = nap_data(data) if data is not None else None
         # the data's class inputs that obey the NAP witness that it is not empty
         members = None if ds is None else ds.X_train[ds.y_train == s.label]
-        res = get_verifier(backend).verify_nap(net, s.query(net, members), timeout)
+        res = verify_spec(net, s, get_verifier(backend), timeout, members)
         payload: dict[str, object] = {"spec": str(spec), "size": s.size, **res.to_dict()}
         if ds is not None:
             payload["train_coverage"] = s.coverage(net, ds.X_train[ds.y_train == s.label])

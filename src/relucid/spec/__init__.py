@@ -6,6 +6,9 @@ Paper: minimal-neural-specifications, sections 2-4.
   and provenance; JSON; batched membership; ``|P|``; subsumption) and :func:`refined_nap`;
 * :mod:`~relucid.spec.coarsen`: COARSEN, group COARSEN and STOCHCOARSEN behind
   :class:`NapLearner`, with a verdict cache that makes runs resumable from a checkpoint file;
+* :mod:`~relucid.spec.implied`: the implied pass (:func:`drop_implied`): free the neurons
+  whose state the rest of a NAP implies (same region), and :func:`verify_spec`, which
+  re-verifies a learned spec by that certificate;
 * :mod:`~relucid.spec.executor`: where independent verifier calls run (serial, a process
   pool, Ray actors);
 * :mod:`~relucid.spec.measure`: the appendix C volume estimate (:func:`estimate_volume`);
@@ -33,6 +36,7 @@ from relucid.spec.executor import (
     SerialExecutor,
     make_executor,
 )
+from relucid.spec.implied import ImpliedPass, drop_implied, verify_spec
 from relucid.spec.measure import (
     VolumeEstimate,
     estimate_volume,
@@ -47,6 +51,7 @@ __all__ = [
     "EXECUTORS",
     "METHODS",
     "Executor",
+    "ImpliedPass",
     "MonitorReport",
     "NapLearner",
     "NapMonitor",
@@ -58,6 +63,7 @@ __all__ = [
     "VerdictCache",
     "VolumeEstimate",
     "coarsen",
+    "drop_implied",
     "estimate_volume",
     "group_coarsen",
     "largest_verified_ball",
@@ -68,4 +74,5 @@ __all__ = [
     "pseudo_centre",
     "refined_nap",
     "stoch_coarsen",
+    "verify_spec",
 ]

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from relucid.domain import Box
 from relucid.errors import InputError, RelucidError
 from relucid.network import ReluNetwork
+from relucid.spec.implied import drop_implied
 from relucid.spec.nap import NapSpec, refined_nap
 from relucid.spec.passes import coarsen, group_coarsen, retry_coarsen, stoch_coarsen
 from relucid.spec.verdicts import OnCall, VerdictCache, nap_key
@@ -172,6 +173,11 @@ class NapLearner:
         (:func:`retry_coarsen`). A neuron kept after a timeout may go with more time; one
         that failed is answered from its counterexample without a call. Must exceed the
         limits of the pass.
+    implied : after the method (and the retry pass), free every neuron whose state the
+        rest of the NAP implies: its flipped region is empty by symbolic bounds, so the
+        region, coverage and certificate are the same (:mod:`relucid.spec.implied`; the
+        steps are kept in ``info["implied_steps"]`` and replayed by
+        :func:`~relucid.spec.implied.verify_spec`).
     block_timeout : group only: seconds per call for a block of two or more neurons
         (default: ``timeout``). A failed block only splits, and a neuron stays fixed only
         when its singleton block fails at ``timeout`` (or ``focus_timeout``), so a short
@@ -196,7 +202,8 @@ class NapLearner:
     Attributes (after :meth:`fit`)
     ----------
     refined_ : the starting NAP (:class:`NapSpec`).
-    spec_ : the learned NAP, with its VERIFIED certificate in ``verdicts``.
+    spec_ : the learned NAP, with its VERIFIED certificate in ``verdicts`` (the verdict of
+        the NAP before the implied pass, which has the same region).
     calls_ : verifier calls of this run; ``replayed_``: verdicts answered from the cache
         instead (from the checkpoint, or asked before in this run); ``reused_``: NAPs
         falsified by an earlier counterexample without a call.
@@ -214,6 +221,7 @@ class NapLearner:
         focus_timeout: float | None = None,
         focus_agreement: float = 0.99,
         retry_timeout: float | None = None,
+        implied: bool = True,
         block_timeout: float | Literal["same"] | None = "same",
         backend: str = "milp",
         verifier: Verifier | None = None,
@@ -252,6 +260,7 @@ class NapLearner:
         self.focus_timeout = focus_timeout
         self.focus_agreement = focus_agreement
         self.retry_timeout = retry_timeout
+        self.implied = implied
         self.block_timeout = block_timeout
         self.start_timeout = start_timeout
         self.backend = backend
@@ -407,6 +416,16 @@ class NapLearner:
                 "retried": len(candidates),
                 "retry_freed": before - int((final >= 0).sum()),
             }
+        base = final
+        if self.implied:
+            dropped = drop_implied(net, refined.domain, final)
+            final = dropped.nap
+            extra |= {
+                "size_before_implied": int((base >= 0).sum()),
+                "implied_freed": len(dropped.steps),
+                "implied_seconds": round(dropped.seconds, 3),
+                "implied_steps": [list(step) for step in dropped.steps],
+            }
         self.calls_ = oracle.calls
         self.replayed_ = oracle.replayed
         self.reused_ = oracle.reused
@@ -430,6 +449,6 @@ class NapLearner:
                 **extra,
                 "trace": oracle.trace_columns(),
             },
-            verdicts=(oracle.record(refined.nap), oracle.record(final)),
+            verdicts=(oracle.record(refined.nap), oracle.record(base)),
         )
         return self

@@ -1,0 +1,119 @@
+"""The implied pass: freeing a neuron whose state the rest of the NAP implies keeps the region.
+
+Oracles independent of :mod:`relucid.spec.implied`: dense sampling of the domain (the
+coarser NAP admits exactly the inputs the finer one does), a network built by hand whose
+implied neurons are known, and a fresh verifier on the learned NAP itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from test_milp import TINY_CASES, tiny_net
+from test_spec import _UnknownFirst, data
+
+from relucid import ReluNetwork
+from relucid.domain import Box
+from relucid.errors import InputError
+from relucid.spec import NapLearner
+from relucid.spec.implied import check_implied, drop_implied, restore_base, verify_spec
+from relucid.verify import MilpVerifier, NapQuery, Status
+
+
+def hand_net() -> ReluNetwork:
+    """x in [0, 1]. Layer 1: a = x + 1 (always on), b = x - 0.5. Layer 2: c = -relu(b) - 0.1
+    (always off), d = 0.2 - relu(b) (on whenever b is off, either way otherwise)."""
+    w1, b1 = np.array([[1.0], [1.0]]), np.array([1.0, -0.5])
+    w2, b2 = np.array([[0.0, -1.0], [0.0, -1.0]]), np.array([-0.1, 0.2])
+    w3, b3 = np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros(2)
+    return ReluNetwork([w1, w2, w3], [b1, b2, b3], domain=Box(np.zeros(1), np.ones(1)))
+
+
+def test_the_known_implied_neurons_go_and_the_others_stay() -> None:
+    net = hand_net()
+    box = net.domain
+    assert box is not None
+    # a on, b on, c off, d on: a and c are implied by the box alone; d is not (b on
+    # leaves relu(b) in [0, 0.5]), b is not (x <= 0.5 is in the box)
+    out = drop_implied(net, box, np.array([1, 1, 0, 1], np.int8))
+    assert out.nap.tolist() == [-1, 1, -1, 1]
+    assert out.steps == ((0, 1), (2, 0)) and out.checked == 4
+    assert out.base().tolist() == [1, 1, 0, 1]
+    # with b fixed off, d's state follows (0.2 - 0 > 0): implied given the rest
+    out = drop_implied(net, box, np.array([-1, 0, -1, 1], np.int8))
+    assert out.nap.tolist() == [-1, 0, -1, -1] and out.steps == ((3, 1),)
+    # but once b is freed first, d is no longer implied
+    out = drop_implied(net, box, np.array([-1, 0, -1, 1], np.int8), order=[1, 3])
+    assert out.nap.tolist() == [-1, 0, -1, -1]  # b is not implied (x > 0.5 exists)
+
+
+@settings(max_examples=30, deadline=None)
+@given(*TINY_CASES)
+def test_the_coarser_nap_admits_exactly_the_same_inputs(
+    seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
+) -> None:
+    net = tiny_net(seed, n_in, (*hidden, 4), n_out)
+    box = net.domain
+    assert box is not None
+    rng = np.random.default_rng(nap_seed)
+    x = rng.uniform(box.lo, box.hi)
+    nap = net.patterns(x[None, :])[0].astype(np.int8)  # every neuron fixed
+    out = drop_implied(net, box, nap)
+    X = rng.uniform(box.lo, box.hi, (20000, n_in))
+    P = net.patterns(X)
+
+    def members(p: np.ndarray) -> np.ndarray:
+        return ((P == (p == 1)) | (p == -1)).all(axis=1)
+
+    assert np.array_equal(members(out.nap), members(nap))
+    assert check_implied(net, box, out.nap, out.steps) is None
+    assert np.array_equal(restore_base(out.nap, out.steps), nap)
+
+
+def test_a_forged_step_is_refused() -> None:
+    net = hand_net()
+    box = net.domain
+    assert box is not None
+    nap = np.array([-1, -1, 0, 1], np.int8)  # b freed, though it is not implied
+    assert check_implied(net, box, nap, [(1, 1)]) is not None
+    # c (always off) freed from the same NAP with b on: a true certificate replays
+    assert check_implied(net, box, np.array([-1, 1, -1, 1], np.int8), [(2, 0)]) is None
+    with pytest.raises(InputError):
+        restore_base(nap, [(2, 1)])  # c is fixed in the NAP: not a freed neuron
+    with pytest.raises(InputError):
+        drop_implied(net, box, np.array([1, 1, 0], np.int8))
+
+
+def test_learned_specs_end_with_the_pass_and_are_verified_both_ways() -> None:
+    """Every call after the refined NAP's times out, so COARSEN keeps the refined NAP (four of
+    whose neurons the rest implies, on this network); the pass frees them."""
+    net, X, y = data(1)
+    plain = NapLearner("coarsen", verifier=_UnknownFirst(10**6), implied=False).fit(net, X, y, 0)
+    learner = NapLearner("coarsen", verifier=_UnknownFirst(10**6)).fit(net, X, y, 0)
+    spec = learner.spec_
+    info = spec.info
+    assert plain.spec_.size == plain.refined_.size  # the method itself freed nothing
+    # the method's own run is the same; the pass only frees neurons after it
+    assert info["size_before_implied"] == plain.spec_.size
+    assert info["implied_freed"] == 4 and spec.size == plain.spec_.size - 4
+    assert spec <= plain.spec_ and not plain.spec_ <= spec
+    assert learner.calls_ == plain.calls_  # the pass asks the verifier nothing
+    base = restore_base(spec.nap, info["implied_steps"])
+    assert np.array_equal(base, plain.spec_.nap)
+    assert spec.verdicts[-1]["status"] == "verified"
+    assert spec.verdicts[-1]["nap_key"] == plain.spec_.verdicts[-1]["nap_key"]
+    # the same inputs obey both (same region)
+    lo, hi = net.domain.lo, net.domain.hi  # type: ignore[union-attr]
+    sample = np.random.default_rng(0).uniform(lo, hi, (20000, lo.size))
+    assert np.array_equal(spec.contains(net, sample), plain.spec_.contains(net, sample))
+    assert np.array_equal(spec.contains(net, X), plain.spec_.contains(net, X))
+    # independent: a fresh verifier on the coarser NAP itself, and the certificate
+    direct = MilpVerifier(seed=5).verify_nap(net, NapQuery(spec.nap, 0, net.domain), 30)
+    assert direct.status is Status.VERIFIED
+    res = verify_spec(net, spec, MilpVerifier(seed=6), 30, X[y == 0])
+    assert res.status is Status.VERIFIED and "4 implied neurons" in res.reason
+    # a spec whose steps do not replay is verified as it stands
+    forged = spec.with_nap(spec.nap, info={**info, "implied_steps": [[0, 1], [0, 1]]})
+    res = verify_spec(net, forged, MilpVerifier(seed=6), 30, X[y == 0])
+    assert res.status is Status.VERIFIED and "implied" not in res.reason
