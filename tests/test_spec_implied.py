@@ -7,6 +7,8 @@ implied neurons are known, and a fresh verifier on the learned NAP itself.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -117,3 +119,33 @@ def test_learned_specs_end_with_the_pass_and_are_verified_both_ways() -> None:
     forged = spec.with_nap(spec.nap, info={**info, "implied_steps": [[0, 1], [0, 1]]})
     res = verify_spec(net, forged, MilpVerifier(seed=6), 30, X[y == 0])
     assert res.status is Status.VERIFIED and "implied" not in res.reason
+
+
+def test_cli_checks_a_spec_by_its_certificate_and_learns_without_the_pass(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from relucid.cli import app
+    from relucid.io import save_torch
+    from relucid.spec import NapSpec
+
+    net, X, y = data(1)
+    model = tmp_path / "blobs.pt"
+    save_torch(net, model)
+    npz = tmp_path / "blobs.npz"
+    np.savez(npz, x=X[:500], y=y[:500], x_test=X[500:], y_test=y[500:])
+    learned = NapLearner("coarsen", verifier=_UnknownFirst(10**6)).fit(net, X[:500], y[:500], 0)
+    assert learned.spec_.info["implied_freed"] > 0
+    path = tmp_path / "spec.json"
+    learned.spec_.save(path)
+    runner = CliRunner()
+    chk = runner.invoke(
+        app, ["nap", "check", "--model", str(model), "--spec", str(path), "--data", str(npz)]
+    )
+    assert chk.exit_code == 0, chk.output
+    assert "VERIFIED" in chk.output and "implied neurons" in chk.output
+    out = tmp_path / "plain.json"
+    args = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "0"]
+    args += ["--timeout", "30", "--out", str(out), "--no-implied"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "implied_freed" not in NapSpec.load(out).info
