@@ -7,6 +7,7 @@ implied neurons are known, and a fresh verifier on the learned NAP itself.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,10 @@ def test_cli_checks_a_spec_by_its_certificate_and_learns_without_the_pass(tmp_pa
     )
     assert chk.exit_code == 0, chk.output
     assert "VERIFIED" in chk.output and "implied neurons" in chk.output
+    table = runner.invoke(app, ["nap", "table", str(path), "--json"])
+    assert table.exit_code == 0, table.output
+    assert json.loads(table.output)[0]["implied_freed"] == learned.spec_.info["implied_freed"]
+    assert "implied" in runner.invoke(app, ["nap", "table", str(path)]).output
     out = tmp_path / "plain.json"
     args = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "0"]
     args += ["--timeout", "30", "--out", str(out), "--no-implied"]

@@ -295,6 +295,7 @@ def nap_table_cmd(
                     "method": s.method,
                     "size": s.size,
                     "start_size": info.get("start_size"),
+                    "implied_freed": info.get("implied_freed"),
                     "verifier_calls": info.get("verifier_calls"),
                     "train_coverage": info.get("train_coverage"),
                     "test_coverage": info.get("test_coverage"),
@@ -318,7 +319,9 @@ def nap_table_cmd(
             str(r["file"]),
             str(r["label"]),
             str(r["method"]),
-            f"{r['size']} (from {r['start_size']})",
+            f"{r['size']} (from {r['start_size']}"
+            + (f"; {r['implied_freed']} implied" if r["implied_freed"] else "")
+            + ")",
             str(r["verifier_calls"]),
             pct(r["train_coverage"]),
             pct(r["test_coverage"]),
