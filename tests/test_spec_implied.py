@@ -21,6 +21,7 @@ from relucid.domain import Box
 from relucid.errors import InputError
 from relucid.spec import NapLearner
 from relucid.spec.implied import check_implied, drop_implied, restore_base, verify_spec
+from relucid.spec.plot import nap_cells, plot_nap
 from relucid.verify import MilpVerifier, NapQuery, Status
 
 
@@ -88,7 +89,7 @@ def test_a_forged_step_is_refused() -> None:
         drop_implied(net, box, np.array([1, 1, 0], np.int8))
 
 
-def test_learned_specs_end_with_the_pass_and_are_verified_both_ways() -> None:
+def test_learned_specs_end_with_the_pass_and_are_verified_both_ways(tmp_path: Path) -> None:
     """Every call after the refined NAP's times out, so COARSEN keeps the refined NAP (four of
     whose neurons the rest implies, on this network); the pass frees them."""
     net, X, y = data(1)
@@ -116,6 +117,11 @@ def test_learned_specs_end_with_the_pass_and_are_verified_both_ways() -> None:
     assert direct.status is Status.VERIFIED
     res = verify_spec(net, spec, MilpVerifier(seed=6), 30, X[y == 0])
     assert res.status is Status.VERIFIED and "4 implied neurons" in res.reason
+    # the picture marks them apart from the neurons the method freed (none here)
+    cells = nap_cells(spec, net.hidden_sizes)
+    assert int(np.sum(cells == 4)) == 4 and int(np.sum(cells == 2)) == 0
+    plot_nap(spec, tmp_path / "nap.png")
+    assert (tmp_path / "nap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a spec whose steps do not replay is verified as it stands
     forged = spec.with_nap(spec.nap, info={**info, "implied_steps": [[0, 1], [0, 1]]})
     res = verify_spec(net, forged, MilpVerifier(seed=6), 30, X[y == 0])

@@ -1,7 +1,8 @@
 """A picture of a learned NAP and of the run that learned it.
 
 Top: the NAP, one row per hidden layer, one cell per neuron: fixed active, fixed inactive,
-freed by the learning (fixed in the most refined NAP it started from), free from the start.
+freed by the learning (fixed in the most refined NAP it started from), freed by the implied
+pass (its state implied by the rest: :mod:`relucid.spec.implied`), free from the start.
 Bottom, when the spec keeps its run's trace (``info["trace"]``, written by
 :class:`~relucid.spec.NapLearner`): every verdict in the order the run got it, as the ``|P|``
 of the NAP asked against the verdict's number, coloured by status, one marker per time limit,
@@ -32,6 +33,7 @@ _STATES = (
     (0, "#1b6ca8", "fixed inactive"),
     (2, "#f2d16b", "freed by learning"),
     (3, "#e3e3e3", "free from the start"),
+    (4, "#9ecae1", "implied by the rest"),
 )
 _STATUS_COLOURS = {
     "verified": "#1a9850",
@@ -65,6 +67,9 @@ def nap_cells(spec: NapSpec, hidden_sizes: Sequence[int]) -> NDArray[np.float64]
     codes = np.where(spec.nap >= 0, spec.nap, 3).astype(np.float64)
     if start is not None:
         codes[(spec.nap < 0) & (start >= 0)] = 2
+    for i, _ in spec.info.get("implied_steps") or ():
+        if 0 <= int(i) < codes.size and spec.nap[int(i)] < 0:
+            codes[int(i)] = 4
     grid = np.full((len(sizes), max(sizes)), np.nan)
     offset = 0
     for k, width in enumerate(sizes):
@@ -105,7 +110,7 @@ def plot_nap(spec: NapSpec, out: str | Path, *, hidden_sizes: Sequence[int] | No
         np.ma.masked_invalid(grid),
         cmap=cmap,
         vmin=-0.5,
-        vmax=3.5,
+        vmax=4.5,
         aspect="auto",
         interpolation="nearest",
     )
@@ -116,7 +121,7 @@ def plot_nap(spec: NapSpec, out: str | Path, *, hidden_sizes: Sequence[int] | No
         handles=[Patch(color=c, label=f"{name} ({counts[code]})") for code, c, name in _STATES],
         loc="upper center",
         bbox_to_anchor=(0.5, -0.35 if grid.shape[0] > 2 else -0.6),
-        ncol=4,
+        ncol=5,
         fontsize=8,
         frameon=False,
     )
