@@ -591,6 +591,7 @@ def main() -> None:
         "method",
         "timeout_s",
         "size",
+        "implied_freed",
         "verifier_calls",
         "reused_counterexamples",
         "train_coverage_pct",
