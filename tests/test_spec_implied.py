@@ -19,7 +19,7 @@ from test_spec import _UnknownFirst, data
 from relucid import ReluNetwork
 from relucid.domain import Box
 from relucid.errors import InputError
-from relucid.spec import NapLearner
+from relucid.spec import NapLearner, NapSpec
 from relucid.spec.implied import check_implied, drop_implied, restore_base, verify_spec
 from relucid.spec.plot import nap_cells, plot_nap
 from relucid.verify import MilpVerifier, NapQuery, Status
@@ -87,6 +87,28 @@ def test_a_forged_step_is_refused() -> None:
         restore_base(nap, [(2, 1)])  # c is fixed in the NAP: not a freed neuron
     with pytest.raises(InputError):
         drop_implied(net, box, np.array([1, 1, 0], np.int8))
+
+
+def test_a_falsified_base_falsifies_the_coarser_spec() -> None:
+    """The hand net's class 0 loses to class 1 (relu(d) > 0 = relu(c)) for x in [0.5, 0.7):
+    the base NAP (b on, c off, d on) is falsified, and its counterexample obeys the coarser
+    spec (c freed as implied), so verify_spec reports FALSIFIED with that witness."""
+    net = hand_net()
+    box = net.domain
+    assert box is not None
+    coarse = np.array([-1, 1, -1, 1], np.int8)
+    assert check_implied(net, box, coarse, [(2, 0)]) is None  # the certificate replays
+    spec = NapSpec(coarse, 0, net.fingerprint(), box, "coarsen", info={"implied_steps": [[2, 0]]})
+    res = verify_spec(net, spec, MilpVerifier(seed=1), 30)
+    assert res.status is Status.FALSIFIED and "base NAP, |P| 3" in res.reason
+    x = np.asarray(res.counterexample, dtype=float).reshape(1, -1)
+    # independent check by a forward pass: the witness obeys the coarser spec (closed sides:
+    # the attack may land on a hyperplane, x = 0.5 here) and is not class 0
+    pre = np.concatenate([z[0] for z in net.pre_activations(x)])
+    fixed = coarse != -1
+    assert np.all(np.where(coarse[fixed] == 1, pre[fixed] >= -1e-9, pre[fixed] <= 1e-9))
+    logits = net.forward(x)[0]
+    assert logits[1] > logits[0]
 
 
 def test_learned_specs_end_with_the_pass_and_are_verified_both_ways(tmp_path: Path) -> None:
