@@ -56,6 +56,10 @@ unchanged (:mod:`relucid.spec.implied`). ``size_before_implied`` is the method's
 ``implied_freed`` how many went; the re-check (``reverified``) replays those steps with
 fresh bounds and verifies the NAP the run's verifier proved.
 
+``--mnist-crown-share S`` caps the optimised bounds of every MNIST call at that share of its
+limit (``MilpVerifier(crown_share=S)``; the warm LP and the MILP keep the rest). Its rows
+have ``crown_share`` and their own checkpoint files.
+
 ``--merge FILE ...`` puts the rows of other runs' result files (each label or method run in
 its own process, with ``--out``) into ``--out`` in place of the rows with the same network,
 label and method; each merged row keeps the date and command of the run it came from.
@@ -110,11 +114,13 @@ def checkpoint_name(
     focus: float | None,
     block: float | None = None,
     retry: float | None = None,
+    crown_share: float | None = None,
 ) -> str:
     """The checkpoint file of one learner run (``run_table`` writes it, ``merge`` reads it)."""
     tail = "" if focus is None else f"-f{focus:g}"
     tail += "" if block is None else f"-b{block:g}"
     tail += "" if retry is None else f"-r{retry:g}"
+    tail += "" if crown_share is None else f"-c{crown_share:g}"
     return f"{network}-label{label}-{method}-t{timeout:g}{tail}.json"
 
 
@@ -136,6 +142,7 @@ def run_table(
     retry_timeout: float | None = None,
     specs: Path | None = None,
     implied: bool = True,
+    crown_share: float | None = None,
 ) -> list[dict[str, Any]]:
     """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
     With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
@@ -176,12 +183,17 @@ def run_table(
                         retry_timeout=retry,
                         implied=implied,
                         block_timeout="same" if block is None else block,
+                        verifier=None
+                        if crown_share is None
+                        else MilpVerifier(crown_share=crown_share),
                         executor="process" if pooled else "serial",
                         workers=workers if pooled else None,
                         checkpoint=None
                         if checkpoints is None
                         else checkpoints
-                        / checkpoint_name(name, c, method, timeout, focus, block, retry),
+                        / checkpoint_name(
+                            name, c, method, timeout, focus, block, retry, crown_share
+                        ),
                     )
                     learner.fit(net, ds.X_train, ds.y_train, c)
                     spec = learner.spec_
@@ -271,6 +283,7 @@ def run_table(
                 "focus_neurons": spec.info.get("focus_neurons"),
                 "block_timeout_s": spec.info.get("block_timeout"),
                 "retry_timeout_s": spec.info.get("retry_timeout"),
+                "crown_share": None if method == "baseline" else crown_share,
                 "retried_neurons": spec.info.get("retried"),
                 "retry_freed": spec.info.get("retry_freed"),
                 "size_before_implied": spec.info.get("size_before_implied"),
@@ -340,6 +353,7 @@ def merge(
                     r.get("focus_timeout_s"),
                     r.get("block_timeout_s"),
                     r.get("retry_timeout_s"),
+                    r.get("crown_share"),
                 )
             )
             if ckpt is not None and ckpt.exists():
@@ -423,6 +437,13 @@ def main() -> None:
         "coarsen+focus+retry): NapLearner's retry_timeout.",
     )
     ap.add_argument(
+        "--mnist-crown-share",
+        type=float,
+        default=None,
+        help="The share of each MNIST verifier call that optimised bounds may take "
+        "(MilpVerifier's crown_share; default: no cap). Needs --workers 1.",
+    )
+    ap.add_argument(
         "--mnist-block-timeout",
         type=float,
         default=None,
@@ -488,6 +509,8 @@ def main() -> None:
         "waiting for busy cores made identical MNIST queries 10x slower (0.03 s -> 0.3 s).",
     )
     args = ap.parse_args()
+    if args.mnist_crown_share is not None and args.workers > 1:
+        ap.error("--mnist-crown-share needs --workers 1 (pooled workers build default verifiers)")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -582,6 +605,7 @@ def main() -> None:
             retry_timeout=args.mnist_retry_timeout,
             specs=args.specs,
             implied=not args.no_implied,
+            crown_share=args.mnist_crown_share,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")

@@ -287,6 +287,37 @@ def test_optimised_bounds_that_keep_failing_are_skipped_and_probed(
     assert skipped == [0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0]
 
 
+def test_optimised_bounds_keep_to_their_share_of_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``crown_share`` the optimised bounds get a deadline of that share of the query's
+    limit (the warm LP and the MILP keep the rest); verdicts stay exact."""
+    from relucid.verify import engine
+
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(InputError):
+            MilpVerifier(crown_share=bad)
+    net = balanced_net([3, 6, 5, 3], start=100)
+    box = Box(-np.ones(3), np.ones(3))
+    real = engine.crown_terms
+    given: list[float] = []
+
+    def crown_terms(*args, **kwargs):  # type: ignore[no-untyped-def]
+        given.append(args[6])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "crown_terms", crown_terms)
+    kw = dict(split_max_dim=0, attack=False, crown_min_unstable=0, crown_min_width=0)
+    verifier = MilpVerifier(crown_share=0.1, crown_patience=10**6, **kw)  # type: ignore[arg-type]
+    asked = 0
+    for q in random_queries(net, box, 12, 3):
+        t0 = time.perf_counter()
+        given.clear()
+        res = verifier.verify_nap(net, q, timeout=30)
+        assert res.status is exact_verdict(net, q), (q.to_dict(), res)
+        assert all(t0 < d <= t0 + 0.1 * 30 + 1e-3 for d in given)
+        asked += len(given)
+    assert asked > 0
+
+
 def test_model_reuse_matches_fresh_models() -> None:
     # One verifier (cached model, bounds changed in place) vs a fresh verifier per query.
     net = balanced_net([3, 6, 6, 3])
