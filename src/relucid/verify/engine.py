@@ -381,11 +381,10 @@ class MilpVerifier:
         cs = [np.atleast_2d(np.asarray(c, np.float64)) for c, _ in terms]
         ds = [np.asarray(d, np.float64).reshape(-1) for _, d in terms]
         # optimised bounds stop early at their own deadline (bounds so far stay valid)
-        crown_deadline = deadline
+        crown_by = deadline
         if deadline is not None and self.crown_share < 1.0:
-            crown_deadline = time.perf_counter() + self.crown_share * (
-                deadline - time.perf_counter()
-            )
+            now = time.perf_counter()
+            crown_by = now + self.crown_share * (deadline - now)
         member = False
         if hints is not None and np.size(hints):
             member = bool(obeys(np.atleast_2d(np.asarray(hints, np.float64))).any())
@@ -432,7 +431,7 @@ class MilpVerifier:
             t = time.perf_counter()
             crown = self._crown(net, box, a_mat, b_vec)
             before = len(open_terms)
-            open_terms = crown_terms(crown, nap, bounds, cs, ds, open_terms, crown_deadline)
+            open_terms = crown_terms(crown, nap, bounds, cs, ds, open_terms, crown_by)
             stats["crown_seconds"] = time.perf_counter() - t
             stats["terms_by_crown"] = before - len(open_terms)
             time_left(deadline)
@@ -499,15 +498,7 @@ class MilpVerifier:
         if use_crown and open_terms:
             crown = self._crown(net, box, a_mat, b_vec)
             bounds, open_terms = crown_tighten(
-                crown,
-                nap,
-                bounds,
-                cs,
-                ds,
-                open_terms,
-                self.crown_tighten_max,
-                crown_deadline,
-                stats,
+                crown, nap, bounds, cs, ds, open_terms, self.crown_tighten_max, crown_by, stats
             )
             if bounds.empty:
                 return SearchOutcome(Status.EMPTY, "optimised bounds prove no input obeys the NAP")
