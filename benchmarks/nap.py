@@ -41,6 +41,9 @@ training inputs agree with (keeping one excludes the rest of them); the other ca
 ``--mnist-timeout``. ``group+focus`` is group COARSEN with the same focus limit for those
 neurons' singleton blocks. ``--mnist-block-timeout`` gives group COARSEN's blocks of two or
 more neurons a shorter limit (a failed block only splits; singletons keep theirs).
+``--mnist-block-patience`` (8) sends a block that times out straight to its singletons once
+that many blocks in a row have (rows: ``block_patience``; -1 halves always, as rows without
+the column did).
 
 A method named with ``+retry`` (e.g. ``coarsen+focus+retry``) ends with NapLearner's retry
 pass: each neuron still fixed after a timeout (with ``+focus``: each focus neuron) is asked
@@ -141,6 +144,7 @@ def run_table(
     block_timeout: float | None = None,
     retry_timeout: float | None = None,
     specs: Path | None = None,
+    block_patience: int | None = 8,
     implied: bool = True,
     crown_share: float | None = None,
 ) -> list[dict[str, Any]]:
@@ -183,9 +187,10 @@ def run_table(
                         retry_timeout=retry,
                         implied=implied,
                         block_timeout="same" if block is None else block,
-                        verifier=None
+                        block_patience=block_patience,
+                        verifier_options=None
                         if crown_share is None
-                        else MilpVerifier(crown_share=crown_share),
+                        else {"crown_share": crown_share},
                         executor="process" if pooled else "serial",
                         workers=workers if pooled else None,
                         checkpoint=None
@@ -282,6 +287,7 @@ def run_table(
                 "focus_agreement": spec.info.get("focus_agreement"),
                 "focus_neurons": spec.info.get("focus_neurons"),
                 "block_timeout_s": spec.info.get("block_timeout"),
+                "block_patience": spec.info.get("block_patience"),
                 "retry_timeout_s": spec.info.get("retry_timeout"),
                 "crown_share": None if method == "baseline" else crown_share,
                 "retried_neurons": spec.info.get("retried"),
@@ -441,7 +447,7 @@ def main() -> None:
         type=float,
         default=None,
         help="The share of each MNIST verifier call that optimised bounds may take "
-        "(MilpVerifier's crown_share; default: no cap). Needs --workers 1.",
+        "(MilpVerifier's crown_share, in pooled workers too; default: no cap).",
     )
     ap.add_argument(
         "--mnist-block-timeout",
@@ -449,6 +455,14 @@ def main() -> None:
         default=None,
         help="Seconds per group COARSEN call for a block of two or more neurons (NapLearner's "
         "block_timeout; singletons keep --mnist-timeout, so the minimality is the same).",
+    )
+    ap.add_argument(
+        "--mnist-block-patience",
+        type=int,
+        default=8,
+        help="Group COARSEN: after this many UNKNOWN blocks in a row, a block that times out "
+        "goes to its singletons instead of halving (NapLearner's block_patience; -1: always "
+        "halve, as before).",
     )
     ap.add_argument("--mnist-labels", default="0,1,4")
     ap.add_argument("--out", type=Path, default=RESULTS, help="The results file.")
@@ -509,8 +523,6 @@ def main() -> None:
         "waiting for busy cores made identical MNIST queries 10x slower (0.03 s -> 0.3 s).",
     )
     args = ap.parse_args()
-    if args.mnist_crown_share is not None and args.workers > 1:
-        ap.error("--mnist-crown-share needs --workers 1 (pooled workers build default verifiers)")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -602,6 +614,7 @@ def main() -> None:
             focus_timeout=args.mnist_focus_timeout,
             focus_agreement=args.mnist_focus_agreement,
             block_timeout=args.mnist_block_timeout,
+            block_patience=None if args.mnist_block_patience < 0 else args.mnist_block_patience,
             retry_timeout=args.mnist_retry_timeout,
             specs=args.specs,
             implied=not args.no_implied,

@@ -315,15 +315,19 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     assert block.exit_code == 2 and "block_timeout" in block.output, block.output
     retry = runner.invoke(app, [*args[: args.index("--method")], *stoch, "--retry-timeout", "90"])
     assert retry.exit_code == 2 and "retry_timeout" in retry.output, retry.output
-    # the same run through a process pool of two: the same spec
+    share = runner.invoke(app, [*args, "--crown-share", "2"])
+    assert share.exit_code == 2 and "crown_share must lie" in share.output, share.output
+    # the same run through a process pool of two, its workers' bounds capped (a cap that
+    # cannot bind on this small net at 30 s): the same spec
     pooled = tmp_path / "pooled.json"
     base = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "1"]
     base += ["--method", "group", "--timeout", "30", "--out", str(pooled)]
-    par = [*base, "--executor", "process", "--workers", "2"]
+    par = [*base, "--crown-share", "0.5", "--executor", "process", "--workers", "2"]
     res = runner.invoke(app, par)
     assert res.exit_code == 0, res.output
     assert np.array_equal(NapSpec.load(pooled).nap, spec.nap)
     assert NapSpec.load(pooled).info["executor"] == "process"
+    assert NapSpec.load(pooled).info["verifier_options"] == {"crown_share": 0.5}
     wrong = runner.invoke(app, [*par[:-4], "--executor", "gpu"])
     assert wrong.exit_code == 2 and "unknown executor" in wrong.output
 

@@ -327,3 +327,86 @@ def test_group_prefetches_blocks_at_the_block_limit() -> None:
     pooled.fit(net, X, y, label)
     assert limits and set(limits) == {1.0} and max(here.batches) == 2
     assert np.array_equal(pooled.spec_.nap, serial.spec_.nap)
+
+
+def _undecided_blocks_case(rng: np.random.Generator) -> None:
+    """Blocks of two or more neurons are UNKNOWN (too hard for the limit); a singleton
+    fails when it is ``fatal`` or a second ``pair`` neuron (a monotone verdict)."""
+    from relucid.spec.passes import coarsen, group_coarsen
+
+    n = int(rng.integers(2, 40))
+    nap = rng.integers(0, 2, n).astype(np.int8)
+    fatal = rng.random(n) < 0.3
+    pair = rng.random(n) < 0.3
+    order = [int(i) for i in rng.permutation(n)]
+    asked: list[int] = []
+
+    def oracle(p: np.ndarray) -> Status:
+        free = p == -1
+        asked.append(int(free.sum()))
+        if int(free.sum() - (nap == -1).sum()) > 1:
+            return Status.UNKNOWN
+        bad = free[fatal].any() or free[pair].sum() >= 2
+        return Status.FALSIFIED if bad else Status.VERIFIED
+
+    want = coarsen(oracle, nap, order)
+    for patience in (0, 3, None):
+        asked.clear()
+        got = group_coarsen(oracle, nap, order, patience=patience)
+        assert np.array_equal(got, want), patience
+        if patience == 0:  # the whole order's block, then each neuron once
+            assert len(asked) == n + 1
+        if patience is None:  # every block halves: a full binary tree over the order
+            assert len(asked) == 2 * n - 1
+
+
+def test_group_sends_undecided_blocks_to_their_singletons() -> None:
+    """Once blocks keep timing out, an UNKNOWN block is decided one neuron at a time: the
+    result is COARSEN's either way, and with patience 0 it costs one call per neuron (plus
+    the first block) instead of the halving tree's 2n - 1."""
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        _undecided_blocks_case(rng)
+
+
+def test_group_still_halves_falsified_blocks() -> None:
+    """A FALSIFIED block says which half to look in; the patience never applies to it."""
+    from relucid.spec.passes import group_coarsen
+
+    n = 16
+    nap = np.zeros(n, dtype=np.int8)
+    asked: list[int] = []
+
+    def oracle(p: np.ndarray) -> Status:  # only neuron 5 must stay fixed
+        asked.append(int((p == -1).sum()))
+        return Status.FALSIFIED if p[5] == -1 else Status.VERIFIED
+
+    got = [group_coarsen(oracle, nap, list(range(n)), patience=k) for k in (0, None)]
+    assert np.array_equal(got[0], got[1]) and np.flatnonzero(got[0] >= 0).tolist() == [5]
+    calls = len(asked) // 2
+    assert asked[:calls] == asked[calls:] and calls < n
+
+
+def test_verifier_options_reach_every_verifier_of_a_run() -> None:
+    from relucid.spec.executor import make_executor
+
+    net, X, y = data()
+    learner = NapLearner("coarsen", timeout=30, verifier_options={"crown_share": 0.5})
+    spec = learner.fit(net, X, y, 1).spec_
+    assert spec.info["verifier_options"] == {"crown_share": 0.5}
+    checker = MilpVerifier(seed=5)
+    assert checker.verify_nap(net, NapQuery(spec.nap, 1, net.domain), 30).status is (
+        Status.VERIFIED
+    )
+    serial = make_executor("serial", options={"crown_share": 0.5})
+    assert serial.verifier.crown_share == 0.5  # type: ignore[attr-defined]
+    pool = make_executor("process", workers=1, options={"crown_share": 0.5})
+    assert pool.options == {"crown_share": 0.5}  # type: ignore[attr-defined]
+    with pytest.raises(InputError, match="not with verifier"):
+        NapLearner(verifier=MilpVerifier(), verifier_options={"crown_share": 0.5})
+    with pytest.raises(InputError, match="crown_share must lie"):
+        NapLearner(verifier_options={"crown_share": 2.0}).fit(net, X, y, 1)
+    with pytest.raises(InputError, match="does not take"):
+        NapLearner(verifier_options={"crown_shar": 0.5}).fit(net, X, y, 1)
+    with pytest.raises(InputError, match="block_patience"):
+        NapLearner("group", block_patience=-1)

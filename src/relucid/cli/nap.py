@@ -79,6 +79,21 @@ def nap_learn_cmd(
             "--timeout). A failed block only splits, so a short limit keeps the minimality."
         ),
     ] = None,
+    block_patience: Annotated[
+        int,
+        typer.Option(
+            help="group only: after this many UNKNOWN blocks in a row, an UNKNOWN block goes "
+            "straight to its singletons instead of halving (0: from the first; the minimality "
+            "is the same)."
+        ),
+    ] = 8,
+    crown_share: Annotated[
+        float | None,
+        typer.Option(
+            help="milp backend: the most of each call's limit its optimised bounds may take "
+            "(0-1; the warm LP and the MILP keep the rest). Default: no cap."
+        ),
+    ] = None,
     implied: Annotated[
         bool,
         typer.Option(
@@ -165,7 +180,9 @@ def nap_learn_cmd(
                 retry_timeout=retry_timeout,
                 implied=implied,
                 block_timeout="same" if block_timeout is None else block_timeout,
+                block_patience=block_patience,
                 backend=backend,
+                verifier_options=None if crown_share is None else {"crown_share": crown_share},
                 order=order,  # type: ignore[arg-type]
                 checkpoint=checkpoint,
                 on_call=on_call,

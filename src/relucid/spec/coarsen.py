@@ -182,11 +182,17 @@ class NapLearner:
         (default: ``timeout``). A failed block only splits, and a neuron stays fixed only
         when its singleton block fails at ``timeout`` (or ``focus_timeout``), so a short
         limit here keeps the minimality and saves the time of blocks that would time out.
+    block_patience : group only: after this many UNKNOWN blocks in a row, an UNKNOWN block
+        goes straight to its singletons instead of halving (``None``: always halve). Its
+        halves would mostly time out too; the singletons keep the minimality.
     start_timeout : seconds for the first call, the refined NAP's (default: ``timeout``).
         Without its VERIFIED there is nothing to coarsen, and on a large network it costs
         more than the calls after it (the verifier's model is built then).
     backend : verifier backend name (:func:`~relucid.verify.get_verifier`), or pass
         ``verifier`` directly.
+    verifier_options : options for the ``backend``'s verifier, here and in every pooled
+        worker, e.g. ``{"crown_share": 0.3}`` (:class:`~relucid.verify.MilpVerifier`).
+        Not with ``verifier``, which is built already.
     order : neurons tried in flat index order (``"index"``), shuffled with ``random_state``
         (``"random"``), or by how often the class's inputs agree with the fixed state, least
         first (``"agreement"``): the neurons the data agrees with most are tried last, so a
@@ -223,8 +229,10 @@ class NapLearner:
         retry_timeout: float | None = None,
         implied: bool = True,
         block_timeout: float | Literal["same"] | None = "same",
+        block_patience: int | None = 8,
         backend: str = "milp",
         verifier: Verifier | None = None,
+        verifier_options: dict[str, Any] | None = None,
         order: Literal["index", "random", "agreement"] = "agreement",
         random_state: int = 0,
         checkpoint: str | Path | None = None,
@@ -252,6 +260,10 @@ class NapLearner:
                 )
         if block_timeout != "same" and method != "group":
             raise InputError("block_timeout applies to method group only")
+        if verifier is not None and verifier_options:
+            raise InputError("verifier_options build the backend's verifier; not with verifier")
+        if block_patience is not None and block_patience < 0:
+            raise InputError(f"block_patience must be at least 0, got {block_patience}")
         if not 0.0 < focus_agreement <= 1.0:
             raise InputError(f"focus_agreement must lie in (0, 1], got {focus_agreement}")
         self.method = method
@@ -262,9 +274,11 @@ class NapLearner:
         self.retry_timeout = retry_timeout
         self.implied = implied
         self.block_timeout = block_timeout
+        self.block_patience = block_patience
         self.start_timeout = start_timeout
         self.backend = backend
         self.verifier = verifier
+        self.verifier_options = dict(verifier_options or {})
         self.order = order
         self.random_state = random_state
         self.checkpoint = checkpoint
@@ -290,7 +304,7 @@ class NapLearner:
         self.refined_ = refined
         xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
         ya = np.asarray(y).reshape(-1)
-        verifier = self.verifier or get_verifier(self.backend)
+        verifier = self.verifier or get_verifier(self.backend, **self.verifier_options)
         from relucid.spec.executor import make_executor
 
         own = isinstance(self.executor, str)
@@ -301,6 +315,7 @@ class NapLearner:
                 backend=self.backend,
                 workers=self.workers,
                 address=self.ray_address,
+                options=self.verifier_options,
             )
             if own
             else self.executor
@@ -356,6 +371,8 @@ class NapLearner:
             fixed = fixed[np.argsort(share[fixed], kind="stable")]
         order = [int(i) for i in fixed]
         extra: dict[str, Any] = {}
+        if self.verifier_options:
+            extra["verifier_options"] = self.verifier_options
         focus: set[int] = set()
         if self.focus_timeout is not None:
             focus = {i for i in order if share[i] < self.focus_agreement}
@@ -382,6 +399,7 @@ class NapLearner:
             block_timeout = self.block_timeout
             if block_timeout != "same":
                 extra["block_timeout"] = block_timeout
+            extra["block_patience"] = self.block_patience
             final = group_coarsen(
                 oracle,
                 refined.nap,
@@ -392,6 +410,7 @@ class NapLearner:
                 else (lambda p: oracle.result(p, block_timeout)[0]),
                 focus=focus,
                 focus_oracle=self._focus_oracle(oracle),
+                patience=self.block_patience,
             )
         else:
             final = coarsen(

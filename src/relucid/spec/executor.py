@@ -189,12 +189,15 @@ def make_executor(
     backend: str = "milp",
     workers: int | None = None,
     address: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Executor:
-    """An executor by name (``serial``, ``process``, ``ray``)."""
+    """An executor by name (``serial``, ``process``, ``ray``); ``options`` go to each
+    worker's verifier (``get_verifier(backend, **options)``) and to the serial one when no
+    ``verifier`` is given."""
     if name == "serial":
-        return SerialExecutor(verifier or get_verifier(backend))
+        return SerialExecutor(verifier or get_verifier(backend, **(options or {})))
     if name == "process":
-        return ProcessExecutor(backend, workers)
+        return ProcessExecutor(backend, workers, options)
     if name == "ray":
-        return RayExecutor(backend, workers, address=address)
+        return RayExecutor(backend, workers, options, address=address)
     raise InputError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")

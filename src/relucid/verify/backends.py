@@ -8,6 +8,7 @@ its own backend once and keeps its MILP models across the queries it receives.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,16 +36,24 @@ def available_backends() -> list[str]:
 
 
 def get_verifier(name: str = "milp", **options: Any) -> Verifier:
-    """A backend by name; ``options`` go to its constructor."""
+    """A backend by name; ``options`` go to its constructor (one it does not take is an
+    :class:`~relucid.errors.InputError` naming it)."""
+    cls: type[Verifier]
     if name == "milp":
         from relucid.verify.engine import MilpVerifier
 
-        return MilpVerifier(**options)
-    if name == "marabou":
+        cls = MilpVerifier
+    elif name == "marabou":
         from relucid.verify.marabou import MarabouVerifier
 
-        return MarabouVerifier(**options)
-    raise InputError(f"unknown verifier backend {name!r}; choose from {', '.join(BACKENDS)}")
+        cls = MarabouVerifier
+    else:
+        raise InputError(f"unknown verifier backend {name!r}; choose from {', '.join(BACKENDS)}")
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as exc:
+        raise InputError(f"the {name} backend does not take these options: {exc}") from None
+    return cls(**options)
 
 
 # -- process pool ----------------------------------------------------------------------------
