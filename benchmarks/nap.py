@@ -61,7 +61,8 @@ fresh bounds and verifies the NAP the run's verifier proved.
 
 ``--mnist-crown-share S`` caps the optimised bounds of every MNIST call at that share of its
 limit (``MilpVerifier(crown_share=S)``; the warm LP and the MILP keep the rest). Its rows
-have ``crown_share`` and their own checkpoint files.
+have ``crown_share`` and their own checkpoint files. ``--mnist-crown-fail-share S`` caps them
+only on a call that follows one whose bounds left terms open (``crown_fail_share``).
 
 ``--merge FILE ...`` puts the rows of other runs' result files (each label or method run in
 its own process, with ``--out``) into ``--out`` in place of the rows with the same network,
@@ -118,12 +119,14 @@ def checkpoint_name(
     block: float | None = None,
     retry: float | None = None,
     crown_share: float | None = None,
+    crown_fail_share: float | None = None,
 ) -> str:
     """The checkpoint file of one learner run (``run_table`` writes it, ``merge`` reads it)."""
     tail = "" if focus is None else f"-f{focus:g}"
     tail += "" if block is None else f"-b{block:g}"
     tail += "" if retry is None else f"-r{retry:g}"
     tail += "" if crown_share is None else f"-c{crown_share:g}"
+    tail += "" if crown_fail_share is None else f"-cf{crown_fail_share:g}"
     return f"{network}-label{label}-{method}-t{timeout:g}{tail}.json"
 
 
@@ -147,6 +150,7 @@ def run_table(
     block_patience: int | None = 8,
     implied: bool = True,
     crown_share: float | None = None,
+    crown_fail_share: float | None = None,
 ) -> list[dict[str, Any]]:
     """The table's rows; ``on_row(rows)`` after each one (so a killed run keeps them).
     With ``checkpoints``, each learner run keeps its verdicts in a file there, so a killed
@@ -177,6 +181,14 @@ def run_table(
                     focus = focus_timeout if "focus" in suffixes else None
                     block = block_timeout if base == "group" else None
                     retry = retry_timeout if "retry" in suffixes else None
+                    options = {
+                        k: v
+                        for k, v in (
+                            ("crown_share", crown_share),
+                            ("crown_fail_share", crown_fail_share),
+                        )
+                        if v is not None
+                    }
                     learner = NapLearner(
                         base,  # type: ignore[arg-type]
                         delta=delta,
@@ -188,16 +200,22 @@ def run_table(
                         implied=implied,
                         block_timeout="same" if block is None else block,
                         block_patience=block_patience,
-                        verifier_options=None
-                        if crown_share is None
-                        else {"crown_share": crown_share},
+                        verifier_options=options,
                         executor="process" if pooled else "serial",
                         workers=workers if pooled else None,
                         checkpoint=None
                         if checkpoints is None
                         else checkpoints
                         / checkpoint_name(
-                            name, c, method, timeout, focus, block, retry, crown_share
+                            name,
+                            c,
+                            method,
+                            timeout,
+                            focus,
+                            block,
+                            retry,
+                            crown_share,
+                            crown_fail_share,
                         ),
                     )
                     learner.fit(net, ds.X_train, ds.y_train, c)
@@ -290,6 +308,7 @@ def run_table(
                 "block_patience": spec.info.get("block_patience"),
                 "retry_timeout_s": spec.info.get("retry_timeout"),
                 "crown_share": None if method == "baseline" else crown_share,
+                "crown_fail_share": None if method == "baseline" else crown_fail_share,
                 "retried_neurons": spec.info.get("retried"),
                 "retry_freed": spec.info.get("retry_freed"),
                 "size_before_implied": spec.info.get("size_before_implied"),
@@ -360,6 +379,7 @@ def merge(
                     r.get("block_timeout_s"),
                     r.get("retry_timeout_s"),
                     r.get("crown_share"),
+                    r.get("crown_fail_share"),
                 )
             )
             if ckpt is not None and ckpt.exists():
@@ -448,6 +468,13 @@ def main() -> None:
         default=None,
         help="The share of each MNIST verifier call that optimised bounds may take "
         "(MilpVerifier's crown_share, in pooled workers too; default: no cap).",
+    )
+    ap.add_argument(
+        "--mnist-crown-fail-share",
+        type=float,
+        default=None,
+        help="The same share for a call that follows one whose optimised bounds left terms "
+        "open (MilpVerifier's crown_fail_share; default: no cap).",
     )
     ap.add_argument(
         "--mnist-block-timeout",
@@ -619,6 +646,7 @@ def main() -> None:
             specs=args.specs,
             implied=not args.no_implied,
             crown_share=args.mnist_crown_share,
+            crown_fail_share=args.mnist_crown_fail_share,
         )
     rows = done
     table = Table(title="NAP learning (Table 1 layout; volume ratio as log10 vs baseline)")

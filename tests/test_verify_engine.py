@@ -318,6 +318,41 @@ def test_optimised_bounds_keep_to_their_share_of_the_time(monkeypatch: pytest.Mo
     assert asked > 0
 
 
+def test_bounds_are_capped_after_a_query_they_left_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``crown_fail_share``: in a sequence, the cap applies only to a query that follows one
+    whose optimised bounds left terms open; verdicts stay exact."""
+    from relucid.verify import engine
+
+    with pytest.raises(InputError):
+        MilpVerifier(crown_fail_share=0.0)
+    net = balanced_net([3, 6, 5, 3], start=100)
+    box = Box(-np.ones(3), np.ones(3))
+    real = engine.crown_terms
+    given: list[float] = []
+
+    def crown_terms(*args, **kwargs):  # type: ignore[no-untyped-def]
+        given.append(args[6])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "crown_terms", crown_terms)
+    kw = dict(split_max_dim=0, attack=False, crown_min_unstable=0, crown_min_width=0)
+    verifier = MilpVerifier(crown_fail_share=0.1, crown_patience=10**6, **kw)  # type: ignore[arg-type]
+    seen = {True: 0, False: 0}
+    for q in random_queries(net, box, 16, 3):
+        records = list(verifier._crown_record.values())
+        after_fail = bool(records) and records[0][0] >= 1
+        t0 = time.perf_counter()
+        given.clear()
+        res = verifier.verify_nap(net, q, timeout=30)
+        assert res.status is exact_verdict(net, q), (q.to_dict(), res)
+        if after_fail:
+            assert all(t0 < d <= t0 + 0.1 * 30 + 1e-3 for d in given)
+        else:
+            assert all(d > t0 + 29 for d in given)
+        seen[after_fail] += len(given)
+    assert seen[True] > 0 and seen[False] > 0
+
+
 def test_model_reuse_matches_fresh_models() -> None:
     # One verifier (cached model, bounds changed in place) vs a fresh verifier per query.
     net = balanced_net([3, 6, 6, 3])
