@@ -61,8 +61,9 @@ fresh bounds and verifies the NAP the run's verifier proved.
 
 ``--mnist-crown-share S`` caps the optimised bounds of every MNIST call at that share of its
 limit (``MilpVerifier(crown_share=S)``; the warm LP and the MILP keep the rest). Its rows
-have ``crown_share`` and their own checkpoint files. ``--mnist-crown-fail-share S`` caps them
-only on a call that follows one whose bounds left terms open (``crown_fail_share``).
+have ``crown_share`` and their own checkpoint files. ``--mnist-crown-fail-share S`` (default
+0.3, as NapLearner's) caps them only on a call that follows one whose bounds left terms open
+(``crown_fail_share``; 1 for no cap; rows made before it was a default have none).
 
 ``--merge FILE ...`` puts the rows of other runs' result files (each label or method run in
 its own process, with ``--out``) into ``--out`` in place of the rows with the same network,
@@ -307,8 +308,9 @@ def run_table(
                 "block_timeout_s": spec.info.get("block_timeout"),
                 "block_patience": spec.info.get("block_patience"),
                 "retry_timeout_s": spec.info.get("retry_timeout"),
-                "crown_share": None if method == "baseline" else crown_share,
-                "crown_fail_share": None if method == "baseline" else crown_fail_share,
+                # the options the run's verifier had (NapLearner's defaults included)
+                "crown_share": spec.info.get("verifier_options", {}).get("crown_share"),
+                "crown_fail_share": spec.info.get("verifier_options", {}).get("crown_fail_share"),
                 "retried_neurons": spec.info.get("retried"),
                 "retry_freed": spec.info.get("retry_freed"),
                 "size_before_implied": spec.info.get("size_before_implied"),
@@ -472,9 +474,9 @@ def main() -> None:
     ap.add_argument(
         "--mnist-crown-fail-share",
         type=float,
-        default=None,
+        default=0.3,
         help="The same share for a call that follows one whose optimised bounds left terms "
-        "open (MilpVerifier's crown_fail_share; default: no cap).",
+        "open (MilpVerifier's crown_fail_share; default 0.3, NapLearner's; 1: no cap).",
     )
     ap.add_argument(
         "--mnist-block-timeout",

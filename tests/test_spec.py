@@ -327,7 +327,10 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert np.array_equal(NapSpec.load(pooled).nap, spec.nap)
     assert NapSpec.load(pooled).info["executor"] == "process"
-    assert NapSpec.load(pooled).info["verifier_options"] == {"crown_share": 0.5}
+    assert NapSpec.load(pooled).info["verifier_options"] == {
+        "crown_fail_share": 0.3,
+        "crown_share": 0.5,
+    }
     wrong = runner.invoke(app, [*par[:-4], "--executor", "gpu"])
     assert wrong.exit_code == 2 and "unknown executor" in wrong.output
 

@@ -393,7 +393,12 @@ def test_verifier_options_reach_every_verifier_of_a_run() -> None:
     net, X, y = data()
     learner = NapLearner("coarsen", timeout=30, verifier_options={"crown_share": 0.5})
     spec = learner.fit(net, X, y, 1).spec_
-    assert spec.info["verifier_options"] == {"crown_share": 0.5}
+    # NapLearner's defaults for the milp backend, under the options given
+    assert spec.info["verifier_options"] == {"crown_share": 0.5, "crown_fail_share": 0.3}
+    assert NapLearner(verifier_options={"crown_fail_share": 1.0}).verifier_options == {
+        "crown_fail_share": 1.0
+    }
+    assert NapLearner(verifier=MilpVerifier()).verifier_options == {}
     checker = MilpVerifier(seed=5)
     assert checker.verify_nap(net, NapQuery(spec.nap, 1, net.domain), 30).status is (
         Status.VERIFIED

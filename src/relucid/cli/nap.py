@@ -94,6 +94,13 @@ def nap_learn_cmd(
             "(0-1; the warm LP and the MILP keep the rest). Default: no cap."
         ),
     ] = None,
+    crown_fail_share: Annotated[
+        float | None,
+        typer.Option(
+            help="milp backend: the same share for a call that follows one whose optimised "
+            "bounds left terms open (default 0.3; 1: no cap)."
+        ),
+    ] = None,
     implied: Annotated[
         bool,
         typer.Option(
@@ -182,7 +189,14 @@ def nap_learn_cmd(
                 block_timeout="same" if block_timeout is None else block_timeout,
                 block_patience=block_patience,
                 backend=backend,
-                verifier_options=None if crown_share is None else {"crown_share": crown_share},
+                verifier_options={
+                    k: v
+                    for k, v in (
+                        ("crown_share", crown_share),
+                        ("crown_fail_share", crown_fail_share),
+                    )
+                    if v is not None
+                },
                 order=order,  # type: ignore[arg-type]
                 checkpoint=checkpoint,
                 on_call=on_call,

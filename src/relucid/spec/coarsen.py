@@ -149,6 +149,14 @@ def agreement(net: ReluNetwork, nap: Int8Array, X: FloatArray) -> FloatArray:
     return np.where(nap >= 0, same.mean(axis=0), 1.0)
 
 
+#: The ``milp`` backend's options for NAP learning, unless ``verifier_options`` say otherwise.
+#: ``crown_fail_share``: after a query its optimised bounds left open, they get at most 30%
+#: of the next one's limit. On mnist-256x4 COARSEN with 15 s focus calls this verified 240 of
+#: label 4's 273 focus calls against 227 without (coverage 85.8% -> 92.1%), and 249 of
+#: label 0's 276 against 246, where those bounds prove most queries.
+MILP_DEFAULTS: dict[str, Any] = {"crown_fail_share": 0.3}
+
+
 class NapLearner:
     """Learn a minimal NAP specification of one class (scikit-learn style).
 
@@ -191,8 +199,9 @@ class NapLearner:
     backend : verifier backend name (:func:`~relucid.verify.get_verifier`), or pass
         ``verifier`` directly.
     verifier_options : options for the ``backend``'s verifier, here and in every pooled
-        worker, e.g. ``{"crown_share": 0.3}`` (:class:`~relucid.verify.MilpVerifier`).
-        Not with ``verifier``, which is built already.
+        worker, e.g. ``{"crown_share": 0.3}`` (:class:`~relucid.verify.MilpVerifier`), over
+        :data:`MILP_DEFAULTS` for the ``milp`` backend. Not with ``verifier``, which is
+        built already.
     order : neurons tried in flat index order (``"index"``), shuffled with ``random_state``
         (``"random"``), or by how often the class's inputs agree with the fixed state, least
         first (``"agreement"``): the neurons the data agrees with most are tried last, so a
@@ -278,7 +287,11 @@ class NapLearner:
         self.start_timeout = start_timeout
         self.backend = backend
         self.verifier = verifier
-        self.verifier_options = dict(verifier_options or {})
+        self.verifier_options = (
+            {**MILP_DEFAULTS, **(verifier_options or {})}
+            if backend == "milp" and verifier is None
+            else dict(verifier_options or {})
+        )
         self.order = order
         self.random_state = random_state
         self.checkpoint = checkpoint
