@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -287,14 +288,13 @@ def test_optimised_bounds_that_keep_failing_are_skipped_and_probed(
     assert skipped == [0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0]
 
 
-def test_optimised_bounds_keep_to_their_share_of_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With ``crown_share`` the optimised bounds get a deadline of that share of the query's
-    limit (the warm LP and the MILP keep the rest); verdicts stay exact."""
+def _crown_deadlines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[ReluNetwork, Box, list[float], dict[str, Any]]:
+    """A net whose queries use optimised bounds, the list that gets the deadline each call
+    of them is given, and the verifier options that send every query through them."""
     from relucid.verify import engine
 
-    for bad in (0.0, -0.5, 1.5):
-        with pytest.raises(InputError):
-            MilpVerifier(crown_share=bad)
     net = balanced_net([3, 6, 5, 3], start=100)
     box = Box(-np.ones(3), np.ones(3))
     real = engine.crown_terms
@@ -306,6 +306,16 @@ def test_optimised_bounds_keep_to_their_share_of_the_time(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(engine, "crown_terms", crown_terms)
     kw = dict(split_max_dim=0, attack=False, crown_min_unstable=0, crown_min_width=0)
+    return net, box, given, kw
+
+
+def test_optimised_bounds_keep_to_their_share_of_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``crown_share`` the optimised bounds get a deadline of that share of the query's
+    limit (the warm LP and the MILP keep the rest); verdicts stay exact."""
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(InputError):
+            MilpVerifier(crown_share=bad)
+    net, box, given, kw = _crown_deadlines(monkeypatch)
     verifier = MilpVerifier(crown_share=0.1, crown_patience=10**6, **kw)  # type: ignore[arg-type]
     asked = 0
     for q in random_queries(net, box, 12, 3):
@@ -321,21 +331,9 @@ def test_optimised_bounds_keep_to_their_share_of_the_time(monkeypatch: pytest.Mo
 def test_bounds_are_capped_after_a_query_they_left_open(monkeypatch: pytest.MonkeyPatch) -> None:
     """``crown_fail_share``: in a sequence, the cap applies only to a query that follows one
     whose optimised bounds left terms open; verdicts stay exact."""
-    from relucid.verify import engine
-
     with pytest.raises(InputError):
         MilpVerifier(crown_fail_share=0.0)
-    net = balanced_net([3, 6, 5, 3], start=100)
-    box = Box(-np.ones(3), np.ones(3))
-    real = engine.crown_terms
-    given: list[float] = []
-
-    def crown_terms(*args, **kwargs):  # type: ignore[no-untyped-def]
-        given.append(args[6])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "crown_terms", crown_terms)
-    kw = dict(split_max_dim=0, attack=False, crown_min_unstable=0, crown_min_width=0)
+    net, box, given, kw = _crown_deadlines(monkeypatch)
     verifier = MilpVerifier(crown_fail_share=0.1, crown_patience=10**6, **kw)  # type: ignore[arg-type]
     seen = {True: 0, False: 0}
     for q in random_queries(net, box, 16, 3):
