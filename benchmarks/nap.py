@@ -41,9 +41,8 @@ training inputs agree with (keeping one excludes the rest of them); the other ca
 ``--mnist-timeout``. ``group+focus`` is group COARSEN with the same focus limit for those
 neurons' singleton blocks. ``--mnist-block-timeout`` gives group COARSEN's blocks of two or
 more neurons a shorter limit (a failed block only splits; singletons keep theirs).
-``--mnist-block-patience`` (8) sends a block that times out straight to its singletons once
-that many blocks in a row have (rows: ``block_patience``; -1 halves always, as rows without
-the column did).
+``--mnist-block-patience N`` sends a block that times out straight to its singletons once N
+blocks in a row have (rows: ``block_patience``; default -1, NapLearner's: always halve).
 
 A method named with ``+retry`` (e.g. ``coarsen+focus+retry``) ends with NapLearner's retry
 pass: each neuron still fixed after a timeout (with ``+focus``: each focus neuron) is asked
@@ -129,7 +128,7 @@ def run_table(
     block_timeout: float | None = None,
     retry_timeout: float | None = None,
     specs: Path | None = None,
-    block_patience: int | None = 8,
+    block_patience: int | None = None,
     implied: bool = True,
     crown_share: float | None = None,
     crown_fail_share: float | None = None,
@@ -397,10 +396,10 @@ def main() -> None:
     ap.add_argument(
         "--mnist-block-patience",
         type=int,
-        default=8,
+        default=-1,
         help="Group COARSEN: after this many UNKNOWN blocks in a row, a block that times out "
-        "goes to its singletons instead of halving (NapLearner's block_patience; -1: always "
-        "halve, as before).",
+        "goes to its singletons instead of halving (NapLearner's block_patience; default -1: "
+        "always halve).",
     )
     ap.add_argument("--mnist-labels", default="0,1,4")
     ap.add_argument("--out", type=Path, default=RESULTS, help="The results file.")

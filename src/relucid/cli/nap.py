@@ -80,13 +80,13 @@ def nap_learn_cmd(
         ),
     ] = None,
     block_patience: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="group only: after this many UNKNOWN blocks in a row, an UNKNOWN block goes "
-            "straight to its singletons instead of halving (0: from the first; the minimality "
-            "is the same)."
+            "straight to its singletons instead of halving (0: from the first; default: "
+            "always halve). The minimality is the same."
         ),
-    ] = 8,
+    ] = None,
     crown_share: Annotated[
         float | None,
         typer.Option(

@@ -103,7 +103,7 @@ def group_coarsen(
     block_oracle: Callable[[Int8Array], Status] | None = None,
     focus: Collection[int] = (),
     focus_oracle: Callable[[Int8Array], Status] | None = None,
-    patience: int | None = 8,
+    patience: int | None = None,
 ) -> Int8Array:
     """Free a block at once; halve it only when that fails (see the module notes).
 
