@@ -98,6 +98,7 @@ from relucid.spec import (
     plot_nap,
     refined_nap,
 )
+from relucid.spec.coarsen import given_options
 from relucid.spec.data import NapData, nap_data
 from relucid.spec.implied import verify_spec
 from relucid.verify import MilpVerifier, Status, VerifyResult
@@ -162,14 +163,9 @@ def run_table(
                     focus = focus_timeout if "focus" in suffixes else None
                     block = block_timeout if base == "group" else None
                     retry = retry_timeout if "retry" in suffixes else None
-                    options = {
-                        k: v
-                        for k, v in (
-                            ("crown_share", crown_share),
-                            ("crown_fail_share", crown_fail_share),
-                        )
-                        if v is not None
-                    }
+                    options = given_options(
+                        crown_share=crown_share, crown_fail_share=crown_fail_share
+                    )
                     learner = NapLearner(
                         base,  # type: ignore[arg-type]
                         delta=delta,

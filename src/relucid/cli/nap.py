@@ -148,6 +148,7 @@ def nap_learn_cmd(
     )
 
     from relucid.spec import NapLearner
+    from relucid.spec.coarsen import given_options
     from relucid.spec.data import nap_data
 
     try:
@@ -189,14 +190,9 @@ def nap_learn_cmd(
                 block_timeout="same" if block_timeout is None else block_timeout,
                 block_patience=block_patience,
                 backend=backend,
-                verifier_options={
-                    k: v
-                    for k, v in (
-                        ("crown_share", crown_share),
-                        ("crown_fail_share", crown_fail_share),
-                    )
-                    if v is not None
-                },
+                verifier_options=given_options(
+                    crown_share=crown_share, crown_fail_share=crown_fail_share
+                ),
                 order=order,  # type: ignore[arg-type]
                 checkpoint=checkpoint,
                 on_call=on_call,

@@ -157,6 +157,11 @@ def agreement(net: ReluNetwork, nap: Int8Array, X: FloatArray) -> FloatArray:
 MILP_DEFAULTS: dict[str, Any] = {"crown_fail_share": 0.3}
 
 
+def given_options(**options: Any) -> dict[str, Any]:
+    """The options that were given (not None): a command line's ``verifier_options``."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 class NapLearner:
     """Learn a minimal NAP specification of one class (scikit-learn style).
 
