@@ -335,6 +335,26 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     assert wrong.exit_code == 2 and "unknown executor" in wrong.output
 
 
+def test_nap_table_states_each_runs_limits_and_no_missing_values(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from relucid.cli import app
+    from relucid.cli.nap import _limits
+
+    info = {"timeout": 1.0, "focus_timeout": 15.0, "retry_timeout": 60.0}
+    assert _limits(info) == "1; focus 15; retry 60"
+    assert _limits({"timeout": 30.0, "block_timeout": 2.5}) == "30; block 2.5"
+    assert _limits({}) == "-"
+    net, X, y = data()
+    refined = refined_nap(net, X, y, 1)
+    path = tmp_path / "refined.json"
+    refined.save(path)
+    out = CliRunner().invoke(app, ["nap", "table", str(path)], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    row = next(line for line in out.output.splitlines() if "refined.json" in line)
+    assert "None" not in row and "from" not in row and f" {refined.size} " in row, row
+
+
 def test_volume_estimate_on_a_known_region() -> None:
     from relucid.spec import estimate_volume, pseudo_centre
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -300,6 +301,18 @@ def nap_plot_cmd(
     console.print(f"{s}; picture written to {path}", markup=False)
 
 
+def _limits(info: Mapping[str, object]) -> str:
+    """A learned spec's time limits per verifier call (``1; focus 15; retry 60``), "-" for
+    a refined NAP."""
+    parts = [] if info.get("timeout") is None else [f"{info['timeout']:g}"]
+    for key, name in (("focus_timeout", "focus"), ("block_timeout", "block")):
+        if isinstance(info.get(key), int | float):
+            parts.append(f"{name} {info[key]:g}")
+    if isinstance(info.get("retry_timeout"), int | float):
+        parts.append(f"retry {info['retry_timeout']:g}")
+    return "; ".join(parts) or "-"
+
+
 @nap_app.command("table")
 def nap_table_cmd(
     specs: Annotated[list[Path], typer.Argument(help="Spec files written by `nap learn`.")],
@@ -327,6 +340,7 @@ def nap_table_cmd(
                     "train_coverage": info.get("train_coverage"),
                     "test_coverage": info.get("test_coverage"),
                     "seconds": info.get("seconds"),
+                    "limits": _limits(info),
                 }
             )
     except RelucidError as exc:
@@ -335,23 +349,27 @@ def nap_table_cmd(
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title="NAP specifications")
-    for col in ("file", "label", "method", "|P|", "calls", "train %", "test %", "time (s)"):
+    table.add_column("file", overflow="fold")
+    for col in ("label", "method", "limits (s)", "|P|", "calls", "train %", "test %", "time (s)"):
         table.add_column(col, justify="right")
 
     def pct(v: object) -> str:
         return "-" if not isinstance(v, int | float) else f"{100 * v:.2f}"
 
     for r in sorted(rows, key=lambda r: (r["label"], str(r["method"]))):
+        size = str(r["size"])
+        if r["start_size"] is not None:
+            implied = f"; {r['implied_freed']} implied" if r["implied_freed"] else ""
+            size += f" (from {r['start_size']}{implied})"
         table.add_row(
             str(r["file"]),
             str(r["label"]),
             str(r["method"]),
-            f"{r['size']} (from {r['start_size']}"
-            + (f"; {r['implied_freed']} implied" if r["implied_freed"] else "")
-            + ")",
-            str(r["verifier_calls"]),
+            str(r["limits"]),
+            size,
+            "-" if r["verifier_calls"] is None else str(r["verifier_calls"]),
             pct(r["train_coverage"]),
             pct(r["test_coverage"]),
-            str(r["seconds"]),
+            "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
         )
     console.print(table)
