@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,10 @@ def test_resume_after_kill_gives_the_same_result(method: str, tmp_path: Path) ->
     with pytest.raises(KeyboardInterrupt):
         NapLearner(method, timeout=30, verifier=Killer(limit), checkpoint=ck).fit(net, X, y, label)
     assert ck.exists()
+    # each call's entry keeps the verifier's stage counters (how it was decided)
+    entries = json.loads(ck.read_text())["verdicts"].values()
+    milp = [e for e in entries if e["backend"] == "milp"]
+    assert milp and all("bounds_seconds" in e["stats"] for e in milp)
     resumed = NapLearner(method, timeout=30, checkpoint=ck).fit(net, X, y, label)
     assert np.array_equal(resumed.spec_.nap, whole.spec_.nap)
     assert resumed.replayed_ >= limit

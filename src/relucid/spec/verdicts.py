@@ -215,6 +215,9 @@ class VerdictCache:
             "size": int((nap >= 0).sum()),
             "backend": res.backend,
             "counterexample": None if res.counterexample is None else res.counterexample.tolist(),
+            # which stages settled it (e.g. terms_by_crown, lp_terms, milp_solves): a verdict
+            # that a fresh check cannot repeat can be traced to the stage that gave it
+            "stats": {k: round(float(v), 4) for k, v in res.stats.items()},
         }
         hist = self._history.setdefault(key, [])
         hist.append(self.verdicts[key])
@@ -285,6 +288,7 @@ class VerdictCache:
         """The cached verdict of ``nap`` with the NAP itself (for a spec's provenance)."""
         rec = {"nap_key": nap_key(nap), **self.verdicts[nap_key(nap)]}
         rec.pop("counterexample", None)
+        rec.pop("stats", None)
         return rec
 
     def counts(self) -> dict[str, int]:
