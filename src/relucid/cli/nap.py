@@ -351,7 +351,8 @@ def nap_table_cmd(
     table = Table(title="NAP specifications")
     table.add_column("file", overflow="fold")
     for col in ("label", "method", "limits (s)", "|P|", "calls", "train %", "test %", "time (s)"):
-        table.add_column(col, justify="right")
+        # a narrow terminal wraps the cells at spaces; |P|'s "(from N; M implied)" stays whole
+        table.add_column(col, justify="right", min_width=9 if col == "|P|" else None)
 
     def pct(v: object) -> str:
         return "-" if not isinstance(v, int | float) else f"{100 * v:.2f}"
