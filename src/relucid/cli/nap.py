@@ -305,11 +305,9 @@ def _limits(info: Mapping[str, object]) -> str:
     """A learned spec's time limits per verifier call (``1; focus 15; retry 60``), "-" for
     a refined NAP."""
     parts = [] if info.get("timeout") is None else [f"{info['timeout']:g}"]
-    for key, name in (("focus_timeout", "focus"), ("block_timeout", "block")):
-        if isinstance(info.get(key), int | float):
-            parts.append(f"{name} {info[key]:g}")
-    if isinstance(info.get("retry_timeout"), int | float):
-        parts.append(f"retry {info['retry_timeout']:g}")
+    for name in ("focus", "block", "retry"):
+        if isinstance(limit := info.get(f"{name}_timeout"), int | float):
+            parts.append(f"{name} {limit:g}")
     return "; ".join(parts) or "-"
 
 
