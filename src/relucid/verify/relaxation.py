@@ -66,14 +66,15 @@ class NetworkLP(NetworkMILP):
         self._deadline = (
             float("inf") if time_limit is None else time.perf_counter() + max(time_limit, 1e-3)
         )
-        cold = self.lp.solves == 0
         # After a change of bounds or NAP the old basis stays dual feasible: the dual
         # simplex. After a change of objective only (the next output term) it stays primal
         # feasible: the primal simplex takes a few pivots where the dual took up to 6,000
         # (mnist-256x4), while after a change of bounds the primal took seconds.
+        # The first, cold solve runs without presolve, as every solve does. On 15 mnist-256x4
+        # NAP queries, HiGHS's dual simplex on the presolved LP took 30-34 s on 3 (2 never
+        # finished in 30 s) and 12.5 s on one more; without presolve each took 1.0-2.9 s
+        # (benchmarks/lp_cold.py).
         self.lp.set_option("simplex_strategy", 1 if self._snapshot is None else 4)
-        if cold:  # presolve drops the fixed neurons: 2.5 s -> 0.2 s cold on mnist-256x4
-            self.lp.set_option("presolve", "on")
         try:
             res = self.lp.solve(want_x=False)
         except SolverTimeout as exc:
@@ -84,8 +85,6 @@ class NetworkLP(NetworkMILP):
             return None
         finally:
             self._deadline = float("inf")
-            if cold:
-                self.lp.set_option("presolve", "off")
         h = self.lp.highs
         if res.status is LPStatus.INFEASIBLE:
             if self._snapshot is None:
