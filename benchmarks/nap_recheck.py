@@ -1,9 +1,10 @@
 """Re-check a learned MNIST spec without a time limit, by the LP relaxation (NAP issue).
 
-The benchmark's re-check (``verify_spec``: a fresh verifier, 4x the run's longest limit) can
-miss a NAP that the run proved in seconds: in a COARSEN sequence the verifier's LP
-relaxation keeps its simplex basis warm, and a fresh model's first, cold solve of a hard
-mnist-256x4 query takes minutes (label 4's plain COARSEN NAP: 251 s). This script does
+A second route beside the benchmark's re-check (``verify_spec``: a fresh verifier, 4x the
+run's longest limit). It was written when that re-check said UNKNOWN, at 20 to 300 s, on
+label 4's plain COARSEN NAP, which the run had proved in 3.7 s: the fresh relaxation's
+first solve ran with HiGHS's presolve, whose dual simplex stalled (``benchmarks/lp_cold.py``);
+since that solve runs without presolve, ``verify_spec`` proves it in 10 s. This script does
 the warm-LP stage's proof on a freshly built model with no deadline:
 
 1. the spec's implied steps replayed with fresh bounds (``check_implied``);
