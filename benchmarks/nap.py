@@ -42,7 +42,7 @@ training inputs agree with (keeping one excludes the rest of them); the other ca
 neurons' singleton blocks. ``--mnist-block-timeout`` gives group COARSEN's blocks of two or
 more neurons a shorter limit (a failed block only splits; singletons keep theirs).
 ``--mnist-block-patience N`` sends a block that times out straight to its singletons once N
-blocks in a row have (rows: ``block_patience``; default -1, NapLearner's: always halve).
+blocks in a row have (rows: ``block_patience``; default 8, NapLearner's; -1: always halve).
 
 A method named with ``+retry`` (e.g. ``coarsen+focus+retry``) ends with NapLearner's retry
 pass: each neuron still fixed after a timeout (with ``+focus``: each focus neuron) is asked
@@ -129,7 +129,7 @@ def run_table(
     block_timeout: float | None = None,
     retry_timeout: float | None = None,
     specs: Path | None = None,
-    block_patience: int | None = None,
+    block_patience: int | None = 8,
     implied: bool = True,
     crown_share: float | None = None,
     crown_fail_share: float | None = None,
@@ -392,10 +392,10 @@ def main() -> None:
     ap.add_argument(
         "--mnist-block-patience",
         type=int,
-        default=-1,
+        default=8,
         help="Group COARSEN: after this many UNKNOWN blocks in a row, a block that times out "
-        "goes to its singletons instead of halving (NapLearner's block_patience; default -1: "
-        "always halve).",
+        "goes to its singletons instead of halving (NapLearner's block_patience, default 8; "
+        "-1: always halve).",
     )
     ap.add_argument("--mnist-labels", default="0,1,4")
     ap.add_argument("--out", type=Path, default=RESULTS, help="The results file.")

@@ -300,6 +300,13 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     spec = NapSpec.load(out)
     assert spec.method == "group" and spec.verdicts[-1]["status"] == "verified"
     assert 0.0 <= spec.info["test_coverage"] <= 1.0
+    assert spec.info["block_patience"] == 8  # the default; -1 always halves
+    halving = tmp_path / "halving.json"
+    res = runner.invoke(app, [*args[:-5], "--out", str(halving), "--block-patience", "-1"])
+    assert res.exit_code == 0, res.output
+    assert NapSpec.load(halving).info["block_patience"] is None
+    # no block timed out here, so the patience never applied: the same NAP
+    assert np.array_equal(NapSpec.load(halving).nap, spec.nap)
     # Running again with the same checkpoint replays every verdict: same spec.
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and np.array_equal(NapSpec.load(out).nap, spec.nap)

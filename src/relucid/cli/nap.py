@@ -81,13 +81,13 @@ def nap_learn_cmd(
         ),
     ] = None,
     block_patience: Annotated[
-        int | None,
+        int,
         typer.Option(
             help="group only: after this many UNKNOWN blocks in a row, an UNKNOWN block goes "
-            "straight to its singletons instead of halving (0: from the first; default: "
-            "always halve). The minimality is the same."
+            "straight to its singletons instead of halving (0: from the first; -1: always "
+            "halve). The minimality is the same."
         ),
-    ] = None,
+    ] = 8,
     crown_share: Annotated[
         float | None,
         typer.Option(
@@ -189,7 +189,7 @@ def nap_learn_cmd(
                 retry_timeout=retry_timeout,
                 implied=implied,
                 block_timeout="same" if block_timeout is None else block_timeout,
-                block_patience=block_patience,
+                block_patience=None if block_patience < 0 else block_patience,
                 backend=backend,
                 verifier_options=given_options(
                     crown_share=crown_share, crown_fail_share=crown_fail_share

@@ -197,10 +197,10 @@ class NapLearner:
         when its singleton block fails at ``timeout`` (or ``focus_timeout``), so a short
         limit here keeps the minimality and saves the time of blocks that would time out.
     block_patience : group only: after this many UNKNOWN blocks in a row, an UNKNOWN block
-        goes straight to its singletons instead of halving (default ``None``: always halve).
-        Its halves would mostly time out too; the singletons keep the minimality. On
-        mnist-256x4 label 4 (patience 8) it cut 1,522 calls to 830, but coverage fell in
-        those runs (made under load), so it is not the default yet.
+        goes straight to its singletons instead of halving (default 8; ``None``: always
+        halve). Its halves would mostly time out too; the singletons keep the minimality.
+        On mnist-256x4 label 4 (group+focus, 1 s / 15 s, two runs side by side) patience 8
+        took 848 calls against 1,514 halving, at 91.98% train coverage against 87.97%.
     start_timeout : seconds for the first call, the refined NAP's (default: ``timeout``).
         Without its VERIFIED there is nothing to coarsen, and on a large network it costs
         more than the calls after it (the verifier's model is built then).
@@ -246,7 +246,7 @@ class NapLearner:
         retry_timeout: float | None = None,
         implied: bool = True,
         block_timeout: float | Literal["same"] | None = "same",
-        block_patience: int | None = None,
+        block_patience: int | None = 8,
         backend: str = "milp",
         verifier: Verifier | None = None,
         verifier_options: dict[str, Any] | None = None,
