@@ -98,7 +98,7 @@ from relucid.spec import (
     plot_nap,
     refined_nap,
 )
-from relucid.spec.coarsen import given_options
+from relucid.spec.coarsen import BLOCK_PATIENCE, given_options
 from relucid.spec.data import NapData, nap_data
 from relucid.spec.implied import verify_spec
 from relucid.verify import MilpVerifier, Status, VerifyResult
@@ -129,7 +129,7 @@ def run_table(
     block_timeout: float | None = None,
     retry_timeout: float | None = None,
     specs: Path | None = None,
-    block_patience: int | None = 8,
+    block_patience: int | None = BLOCK_PATIENCE,
     implied: bool = True,
     crown_share: float | None = None,
     crown_fail_share: float | None = None,
@@ -392,7 +392,7 @@ def main() -> None:
     ap.add_argument(
         "--mnist-block-patience",
         type=int,
-        default=8,
+        default=BLOCK_PATIENCE,
         help="Group COARSEN: after this many UNKNOWN blocks in a row, a block that times out "
         "goes to its singletons instead of halving (NapLearner's block_patience, default 8; "
         "-1: always halve).",

@@ -26,15 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from relucid.errors import EmptyPolytopeError
 from relucid.io import data_dir, load_onnx
 from relucid.spec import NapSpec
 from relucid.spec.data import nap_data
 from relucid.spec.implied import check_implied, restore_base
 from relucid.verify import MilpVerifier
-from relucid.verify.bounds import symbolic_bounds
-from relucid.verify.confirm import effective_nap
-from relucid.verify.milp import NetworkMILP
-from relucid.verify.tightening import relaxed_margin, warm_tighten
+from relucid.verify.tightening import class_margins, fresh_relaxation
 
 
 def main() -> None:
@@ -53,22 +51,23 @@ def main() -> None:
     d = nap_data(args.data)
     members = int(spec.with_nap(base).contains(net, d.X_train[d.y_train == spec.label]).sum())
     t0 = time.perf_counter()
-    bounds = symbolic_bounds(net, spec.domain, base)
-    if bounds.empty:
-        raise SystemExit("bounds prove the base NAP empty")
-    pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
-    model = NetworkMILP(net, spec.domain, pairs, unit_inputs=True)
-    model.set_nap(effective_nap(base, bounds))
-    relax = model.relaxation()
-    bounds = warm_tighten(model, relax, bounds, base, MilpVerifier().warm_lp_max, None)
-    safety = MilpVerifier().safety
-    margins = []
-    for j in range(net.output_dim):
-        if j == spec.label:
-            continue
-        c = np.zeros((1, net.output_dim))
-        c[0, spec.label], c[0, j] = 1.0, -1.0
-        margins.append(relaxed_margin(relax, c, np.full(1, safety), None))
+    try:
+        model, relax, bounds = fresh_relaxation(net, spec.domain, base)
+    except EmptyPolytopeError:
+        raise SystemExit("bounds prove the base NAP empty") from None
+    v = MilpVerifier()
+    margins = list(
+        class_margins(
+            model,
+            relax,
+            bounds,
+            base,
+            spec.label,
+            None,
+            max_per_layer=v.warm_lp_max,
+            safety=v.safety,
+        )
+    )
     ok = members > 0 and min(margins) > 0
     print(
         f"{args.spec.name}: base |P| {int((base >= 0).sum())}, {len(steps)} implied steps "

@@ -18,17 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from relucid import Box, InputError, LPStatus, ReluNetwork, local_affine, region
+from relucid import Box, EmptyPolytopeError, InputError, LPStatus, ReluNetwork, local_affine, region
 from relucid.io import load_onnx
 from relucid.lp import LinearProgram
 from relucid.spec import refined_nap
 from relucid.spec.data import nap_data
 from relucid.verify import MilpVerifier
-from relucid.verify.bounds import symbolic_bounds
-from relucid.verify.confirm import effective_nap
 from relucid.verify.dual import LpSnapshot
 from relucid.verify.milp import MILPResult, NetworkMILP
-from relucid.verify.tightening import relaxed_margin, warm_tighten
+from relucid.verify.tightening import class_margins, fresh_relaxation
 
 
 def tiny_net(seed: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> ReluNetwork:
@@ -218,6 +216,35 @@ def test_relaxation_lower_bound_is_below_the_true_minimum(
             assert low == pytest.approx(relax.lp.highs.getInfo().objective_function_value, abs=1e-7)
 
 
+@settings(max_examples=25, deadline=None)
+@given(*TINY_CASES)
+def test_class_margins_bound_every_input_of_the_nap_region(
+    seed: int, n_in: int, hidden: list[int], n_out: int, nap_seed: int
+) -> None:
+    """The lone-query warm-LP stage (``fresh_relaxation``, ``class_margins`` with layer
+    tightening) yields, per other class j, a margin m with y_0 - y_j >= m + safety on every
+    input obeying the NAP, checked against pattern enumeration; +inf only when none does."""
+    net = tiny_net(seed, n_in, (*hidden, 3), n_out)
+    box = net.domain
+    assert box is not None
+    rng = np.random.default_rng(nap_seed)
+    nap = rng.choice(np.array([-1, -1, 0, 1], dtype=np.int8), size=net.num_hidden)
+    try:
+        model, relax, bounds = fresh_relaxation(net, box, nap)
+    except EmptyPolytopeError:  # the bounds prove the region empty: so must enumeration
+        assert brute_force_max(net, box, np.ones(n_out), nap) == -np.inf
+        return
+    safety = 1e-3
+    margins = class_margins(model, relax, bounds, nap, 0, None, max_per_layer=32, safety=safety)
+    for j, margin in zip(range(1, n_out), margins, strict=True):
+        c_y = np.zeros(n_out)
+        c_y[0], c_y[j] = 1.0, -1.0
+        exact_min = -brute_force_max(net, box, -c_y, nap)
+        assert margin + safety <= exact_min + 1e-7
+        if np.isinf(margin):
+            assert np.isinf(exact_min)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 10_000), st.floats(0.0, 2.0))
 def test_dual_bound_is_valid_for_any_multipliers(seed: int, noise: float) -> None:
@@ -297,18 +324,21 @@ def test_a_cold_relaxation_finishes_on_an_mnist_nap_query(shared_data: Path) -> 
     ds = nap_data("mnist")
     spec = refined_nap(net, ds.X_train, ds.y_train, 0, domain=box)
     assert spec.size == 857
-    bounds = symbolic_bounds(net, box, spec.nap)
-    pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
-    milp = NetworkMILP(net, box, pairs, unit_inputs=True)
-    milp.set_nap(effective_nap(spec.nap, bounds))
-    relax = milp.relaxation()
+    milp, relax, bounds = fresh_relaxation(net, box, spec.nap)
     v = MilpVerifier()
     deadline = time.perf_counter() + 20.0
-    bounds = warm_tighten(milp, relax, bounds, spec.nap, v.warm_lp_max, deadline)
-    for j in range(1, 10):
-        c = np.zeros((1, 10))
-        c[0, 0], c[0, j] = 1.0, -1.0
-        assert relaxed_margin(relax, c, np.full(1, v.safety), deadline) > 0
+    margins = class_margins(
+        milp,
+        relax,
+        bounds,
+        spec.nap,
+        0,
+        deadline,
+        max_per_layer=v.warm_lp_max,
+        safety=v.safety,
+    )
+    for margin in margins:
+        assert margin > 0
     # The proof says every input obeying the NAP is classified 0: so are the ones we have.
     inside = ds.X_train[spec.contains(net, ds.X_train)]
     assert inside.shape[0] > 100 and (net.predict(inside) == 0).all()

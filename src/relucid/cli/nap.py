@@ -21,6 +21,7 @@ from relucid.cli.common import (
 )
 from relucid.errors import RelucidError
 from relucid.network import ReluNetwork
+from relucid.spec.coarsen import BLOCK_PATIENCE
 
 nap_app = typer.Typer(
     help="Learn and check neural activation pattern (NAP) specifications.", no_args_is_help=True
@@ -87,7 +88,7 @@ def nap_learn_cmd(
             "straight to its singletons instead of halving (0: from the first; -1: always "
             "halve). The minimality is the same."
         ),
-    ] = 8,
+    ] = BLOCK_PATIENCE,
     crown_share: Annotated[
         float | None,
         typer.Option(

@@ -157,6 +157,9 @@ def agreement(net: ReluNetwork, nap: Int8Array, X: FloatArray) -> FloatArray:
 #: 186 (95.4% -> 97.2%).
 MILP_DEFAULTS: dict[str, Any] = {"crown_fail_share": 0.3}
 
+#: Group COARSEN's default ``block_patience`` (see :class:`NapLearner`).
+BLOCK_PATIENCE = 8
+
 
 def given_options(**options: Any) -> dict[str, Any]:
     """The options that were given (not None): a command line's ``verifier_options``."""
@@ -246,7 +249,7 @@ class NapLearner:
         retry_timeout: float | None = None,
         implied: bool = True,
         block_timeout: float | Literal["same"] | None = "same",
-        block_patience: int | None = 8,
+        block_patience: int | None = BLOCK_PATIENCE,
         backend: str = "milp",
         verifier: Verifier | None = None,
         verifier_options: dict[str, Any] | None = None,

@@ -9,7 +9,9 @@
   relaxation (two LPs each, bounds proved by weak duality), fed back into the MILP;
 * :func:`term_tighten`: the same with one term's unsafe set as a constraint (optimisation-
   based bound tightening under the objective cut): bounds that hold only where the term is
-  violated, which either empty that set (the term is settled) or shrink its MILP.
+  violated, which either empty that set (the term is settled) or shrink its MILP;
+* :func:`fresh_relaxation` and :func:`class_margins`: the warm-LP stage of a lone NAP query
+  on its own, outside the engine, for re-checks and diagnostics.
 
 On mnist-net_256x4 under the delta = 0.99 NAP of label 1 (274 unstable neurons), the first
 three settle all nine output terms in about 16 s, where the MILP alone took 59 s.
@@ -18,12 +20,15 @@ three settle all nine output terms in about 16 s, where the MILP alone took 59 s
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from relucid.verify.bounds import Bounds
+from relucid.domain import Box
+from relucid.errors import EmptyPolytopeError
+from relucid.network import ReluNetwork
+from relucid.verify.bounds import Bounds, symbolic_bounds
 from relucid.verify.confirm import effective_nap, time_left
 from relucid.verify.crown import CrownBounds
 from relucid.verify.milp import NetworkMILP
@@ -223,3 +228,50 @@ def _settled(b: Bounds) -> Bounds:
         "lp",
         empty=True,
     )
+
+
+def fresh_relaxation(
+    net: ReluNetwork, domain: Box, nap: Int8Array
+) -> tuple[NetworkMILP, NetworkLP, Bounds]:
+    """A new model of ``net`` over ``domain`` under ``nap``, on the NAP's symbolic bounds,
+    and its LP relaxation, nothing solved yet: where a lone query's warm-LP stage starts
+    (the engine builds its model the same way). :class:`EmptyPolytopeError` when the
+    bounds prove that no input obeys ``nap``."""
+    bounds = symbolic_bounds(net, domain, nap)
+    if bounds.empty:
+        raise EmptyPolytopeError("bounds prove that no input obeys the NAP")
+    pairs = list(zip(bounds.lower[:-1], bounds.upper[:-1], strict=True))
+    model = NetworkMILP(net, domain, pairs, unit_inputs=True)
+    model.set_nap(effective_nap(nap, bounds))
+    return model, model.relaxation(), bounds
+
+
+def class_margins(
+    model: NetworkMILP,
+    relax: NetworkLP,
+    bounds: Bounds,
+    nap: Int8Array,
+    label: int,
+    deadline: float | None,
+    *,
+    max_per_layer: int,
+    safety: float,
+    tighten: bool = True,
+) -> Iterator[float]:
+    """Per other class ``j``, in order, the relaxation's proved margin against the term
+    ``y_label - y_j <= safety`` (ties count as misclassified, as in the engine); positive
+    means no input of the region has ``j`` at least level with ``label``. With ``tighten``,
+    the narrow layers first (:func:`warm_tighten`); an empty region yields ``+inf``
+    throughout. :class:`TimeoutError` past ``deadline``."""
+    if tighten:
+        bounds = warm_tighten(model, relax, bounds, nap, max_per_layer, deadline)
+    out_dim = model.net.output_dim
+    for j in range(out_dim):
+        if j == label:
+            continue
+        if bounds.empty:
+            yield np.inf
+            continue
+        c = np.zeros((1, out_dim))
+        c[0, label], c[0, j] = 1.0, -1.0
+        yield relaxed_margin(relax, c, np.full(1, safety), deadline)
