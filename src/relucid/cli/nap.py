@@ -124,6 +124,13 @@ def nap_learn_cmd(
     checkpoint: Annotated[
         Path | None, typer.Option(help="Resumable run: verdicts saved after every call.")
     ] = None,
+    start: Annotated[
+        Path | None,
+        typer.Option(
+            help="Coarsen this spec (e.g. one grown by `relucid nap cover --out`) instead of "
+            "the refined NAP; --delta is then unused."
+        ),
+    ] = None,
     executor: Annotated[
         str,
         typer.Option(help="Where independent verifier calls run together: serial, process or ray."),
@@ -149,7 +156,7 @@ def nap_learn_cmd(
         TimeRemainingColumn,
     )
 
-    from relucid.spec import NapLearner
+    from relucid.spec import NapLearner, NapSpec
     from relucid.spec.coarsen import given_options
     from relucid.spec.data import nap_data
 
@@ -201,7 +208,14 @@ def nap_learn_cmd(
                 executor=executor,
                 workers=workers,
                 ray_address=ray_address,
-            ).fit(net, ds.X_train, y, label, label_source=labels)
+            ).fit(
+                net,
+                ds.X_train,
+                y,
+                label,
+                label_source=labels,
+                start=None if start is None else NapSpec.load(start),
+            )
     except RelucidError as exc:
         raise fail(str(exc)) from exc
     spec = learner.spec_
@@ -274,6 +288,96 @@ def nap_check_cmd(
             f"test coverage {payload['test_coverage']:.2%}"
         )
     verdict_out(payload, text, as_json, res.status.value == "verified")
+
+
+@nap_app.command("cover")
+def nap_cover_cmd(
+    model: Annotated[str, typer.Option(help="Network file, or 'wbc'.")],
+    spec: Annotated[Path, typer.Option(help="A spec written by `relucid nap learn`.")],
+    data: Annotated[str, typer.Option(help="wbc, mnist or .npz: the class's training inputs.")],
+    timeout: TimeoutOpt = 60.0,
+    limit: Annotated[
+        int | None, typer.Option(help="Ask about at most this many left-out inputs.")
+    ] = None,
+    coarse: Annotated[
+        bool,
+        typer.Option(
+            help="Also try the spec's own NAP with the disagreeing neurons freed (one call)."
+        ),
+    ] = True,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the grown spec here (when an input joins).")
+    ] = None,
+    backend: BackendOpt = "milp",
+    as_json: JsonOpt = False,
+) -> None:
+    """For each training input of the spec's class that it leaves out: can any specification
+    cover it together with the inputs covered so far? Its finest covering NAP is verified:
+    VERIFIED, it joins (the spec grows); FALSIFIED, a counterexample lies in every NAP that
+    covers them (a proof that none does); UNKNOWN, undecided."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from relucid.spec import NapSpec, grow_coverage
+    from relucid.spec.coarsen import MILP_DEFAULTS
+    from relucid.spec.data import nap_data
+    from relucid.verify import get_verifier
+
+    try:
+        net = _nap_model(model)
+        s = NapSpec.load(spec)
+        s.check(net)
+        ds = nap_data(data)
+        X = ds.X_train[ds.y_train == s.label]
+        left = int((~s.contains(net, X)).sum())
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} asked, covered {task.fields[covered]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=as_json,
+        ) as bar:
+            task = bar.add_task(
+                f"class {s.label}",
+                total=left if limit is None else min(left, limit),
+                covered=len(X) - left,
+            )
+            rep = grow_coverage(
+                net,
+                s,
+                X,
+                get_verifier(backend, **(MILP_DEFAULTS if backend == "milp" else {})),
+                timeout,
+                limit=limit,
+                coarse=coarse,
+                on_step=lambda _step, covered: bar.update(task, advance=1, covered=covered),
+            )
+        if out is not None and rep.spec is not None:
+            rep.spec.save(out)
+    except RelucidError as exc:
+        raise fail(str(exc)) from exc
+    payload: dict[str, object] = {"spec": str(spec), "size": s.size, **rep.to_dict()}
+    if out is not None:
+        payload["out"] = str(out) if rep.spec is not None else None
+    if as_json:
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    table = Table(title=f"{s}: inputs left out")
+    for col in ("input", "disagrees", "|P| asked", "verdict", "seconds"):
+        table.add_column(col, justify="left" if col == "verdict" else "right")
+    words = {"verified": "joined", "falsified": "cannot join (proof)", "unknown": "undecided"}
+    for step in rep.steps:
+        table.add_row(
+            str(step.index),
+            str(step.disagrees),
+            str(step.size),
+            words.get(step.status.value, step.status.value),
+            f"{step.seconds:.1f}",
+        )
+    console.print(table)
+    tail = "" if out is None or rep.spec is None else f"; grown spec written to {out}"
+    console.print(f"{rep}{tail}", markup=False, highlight=False)
 
 
 @nap_app.command("plot")

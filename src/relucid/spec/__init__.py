@@ -6,6 +6,9 @@ Paper: minimal-neural-specifications, sections 2-4.
   and provenance; JSON; batched membership; ``|P|``; subsumption) and :func:`refined_nap`;
 * :mod:`~relucid.spec.coarsen`: COARSEN, group COARSEN and STOCHCOARSEN behind
   :class:`NapLearner`, with a verdict cache that makes runs resumable from a checkpoint file;
+* :mod:`~relucid.spec.cover`: :func:`grow_coverage`, which asks for each input a spec leaves
+  out whether any specification covers it with the rest (FALSIFIED is a proof that none does)
+  and grows the spec where one does; :func:`finest_nap`;
 * :mod:`~relucid.spec.implied`: the implied pass (:func:`drop_implied`): free the neurons
   whose state the rest of a NAP implies (same region), and :func:`verify_spec`, which
   re-verifies a learned spec by that certificate;
@@ -28,6 +31,7 @@ from relucid.spec.coarsen import (
     opt_adv_prune,
     stoch_coarsen,
 )
+from relucid.spec.cover import CoverReport, CoverStep, finest_nap, grow_coverage
 from relucid.spec.executor import (
     EXECUTORS,
     Executor,
@@ -50,6 +54,8 @@ from relucid.spec.plot import plot_nap
 __all__ = [
     "EXECUTORS",
     "METHODS",
+    "CoverReport",
+    "CoverStep",
     "Executor",
     "ImpliedPass",
     "MonitorReport",
@@ -65,7 +71,9 @@ __all__ = [
     "coarsen",
     "drop_implied",
     "estimate_volume",
+    "finest_nap",
     "group_coarsen",
+    "grow_coverage",
     "largest_verified_ball",
     "make_executor",
     "nap_key",

@@ -320,11 +320,33 @@ class NapLearner:
         *,
         domain: Box | None = None,
         label_source: str = "dataset",
+        start: NapSpec | None = None,
     ) -> NapLearner:
+        """Learn class ``label``'s spec from the inputs ``X`` with labels ``y``.
+
+        ``start``: coarsen this NAP of the class instead of the refined one, e.g. a spec
+        grown by :func:`~relucid.spec.cover.grow_coverage` (finer than needed, covering more
+        inputs): the result keeps every input it covers and is minimal in the same sense.
+        """
         t0 = time.perf_counter()
-        refined = refined_nap(
-            net, X, y, label, self.delta, domain=domain, label_source=label_source
-        )
+        if start is None:
+            refined = refined_nap(
+                net, X, y, label, self.delta, domain=domain, label_source=label_source
+            )
+        else:
+            start.check(net)
+            if start.label != label:
+                raise InputError(f"the start NAP is of class {start.label}, not {label}")
+            kept = ("delta", "inputs", "labels", "hidden_sizes")
+            refined = start.with_nap(
+                start.nap,
+                method="start",
+                info={
+                    **{k: v for k, v in start.info.items() if k in kept},
+                    "start_method": start.method,
+                },
+                verdicts=(),
+            )
         self.refined_ = refined
         xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
         ya = np.asarray(y).reshape(-1)
@@ -384,7 +406,8 @@ class NapLearner:
         if start is not Status.VERIFIED:
             hint = " (give its call more time: start_timeout)" if start is Status.UNKNOWN else ""
             raise NotASpecificationError(
-                f"the refined NAP of class {label} (delta {self.delta}, |P| = {refined.size}) "
+                f"the {'refined' if refined.method == 'refined' else 'start'} NAP of class "
+                f"{label} (delta {self.delta}, |P| = {refined.size}) "
                 f"is {start.value}, not verified: no specification to coarsen{hint}"
             )
         fixed = np.flatnonzero(refined.nap >= 0)

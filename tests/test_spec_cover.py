@@ -1,0 +1,175 @@
+"""Growing a spec's coverage, and the proofs that an input cannot join (relucid.spec.cover)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_spec import data
+
+from relucid import ReluNetwork
+from relucid.errors import InputError
+from relucid.spec import NapLearner, NapSpec, finest_nap, grow_coverage, nap_key, refined_nap
+from relucid.verify import MilpVerifier, NapQuery, Status
+
+
+def obeys_closed(net: ReluNetwork, nap: np.ndarray, x: np.ndarray, tol: float = 1e-9) -> bool:
+    """The region's closed sides (what a specification speaks about): z >= 0 / z <= 0."""
+    z = np.concatenate(net.pre_activations(x[None, :]), axis=1)[0]
+    return bool(np.all(z[nap == 1] >= -tol) and np.all(z[nap == 0] <= tol))
+
+
+def test_finest_nap_is_refined_at_delta_one_and_every_covering_nap_coarsens_it() -> None:
+    net, X, y = data()
+    rows = X[y == 1]
+    finest = finest_nap(net, rows)
+    assert np.array_equal(finest, refined_nap(net, X, y, 1, delta=1.0).nap)
+    spec = refined_nap(net, X, y, 1, delta=0.9)
+    inside = rows[spec.contains(net, rows)]
+    sub = spec.with_nap(finest_nap(net, inside))
+    assert sub.contains(net, inside).all()
+    assert spec <= sub  # the spec covers these inputs, so it coarsens their finest NAP
+    with pytest.raises(InputError):
+        finest_nap(net, np.zeros((0, X.shape[1])))
+
+
+def test_grown_spec_is_a_specification_covering_more_and_each_refusal_is_a_proof() -> None:
+    net, X, y = data()
+    rows = X[y == 1]
+    spec = refined_nap(net, X, y, 1, delta=0.9)
+    before = spec.contains(net, rows)
+    assert not before.all()  # inputs left out: the case under test
+    rep = grow_coverage(net, spec, rows, MilpVerifier(), 30)
+    assert len(rep.steps) == int((~before).sum())
+    assert rep.start == int(before.sum())
+    joined = rep.count(Status.VERIFIED)
+    assert joined > 0 and rep.count(Status.FALSIFIED) > 0
+    grown = rep.spec
+    assert grown is not None and grown.method.startswith("refined+grow")
+    after = grown.contains(net, rows)
+    # it covers every input covered before, and each one that joined
+    assert after[before].all()
+    assert after[[s.index for s in rep.steps if s.status is Status.VERIFIED]].all()
+    assert rep.covered == int(after.sum()) >= rep.start + joined
+    # its certificate, and an independent re-verification
+    assert grown.verdicts[-1]["status"] == "verified"
+    checker = MilpVerifier(seed=11)
+    assert checker.verify_nap(net, NapQuery(grown.nap, 1, net.domain), 30).status is (
+        Status.VERIFIED
+    )
+    if rep.coarse == "verified":
+        assert grown <= spec  # the spec's own NAP, coarsened: as minimal as the spec
+    # A refusal is a proof: its counterexample lies in the finest NAP of the final covered
+    # set with that input (so in every NAP covering them) and is not classified 1.
+    for step in rep.steps:
+        if step.status is not Status.FALSIFIED:
+            continue
+        x = step.counterexample
+        assert x is not None
+        both = after.copy()
+        both[step.index] = True
+        assert obeys_closed(net, finest_nap(net, rows[both]), x)
+        out = net.forward(x[None, :])[0]
+        assert np.max(np.delete(out, 1)) >= out[1]  # a tie counts against class 1
+    # JSON round trip of the grown spec and the report
+    back = NapSpec.from_dict(json.loads(json.dumps(grown.to_dict())))
+    assert np.array_equal(back.nap, grown.nap)
+    summary = json.loads(json.dumps(rep.to_dict()))
+    assert summary["joined"] == joined and len(summary["steps"]) == len(rep.steps)
+
+
+def test_nothing_to_grow_from_is_an_error_and_limit_bounds_the_questions() -> None:
+    net, X, y = data()
+    rows = X[y == 1]
+    spec = refined_nap(net, X, y, 1, delta=0.9)
+    outside = rows[~spec.contains(net, rows)]
+    with pytest.raises(InputError, match="covers none"):
+        grow_coverage(net, spec, outside, MilpVerifier(), 30)
+    rep = grow_coverage(net, spec, rows, MilpVerifier(), 30, limit=1, coarse=False)
+    assert len(rep.steps) == 1 and rep.coarse == "not tried"
+    # the fewest-disagreeing input is asked first
+    z = np.concatenate(net.pre_activations(rows), axis=1) > 0
+    wrong = ((z != (spec.nap == 1)) & (spec.nap >= 0)).sum(1)
+    assert rep.steps[0].disagrees == int(wrong[~spec.contains(net, rows)].min())
+
+
+def test_cli_cover(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from relucid.cli import app
+
+    net, X, y = data()
+    rows = X[y == 1]
+    spec = refined_nap(net, X, y, 1, delta=0.9)
+    spec.save(tmp_path / "s.json")
+    np.savez(tmp_path / "d.npz", x=X, y=y)
+    model = tmp_path / "blobs.pt"
+    from relucid.io import save_torch
+
+    save_torch(net, model)
+    runner = CliRunner()
+    out = tmp_path / "grown.json"
+    args = ["nap", "cover", "--model", str(model), "--spec", str(tmp_path / "s.json")]
+    args += ["--data", str(tmp_path / "d.npz"), "--timeout", "30", "--out", str(out), "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    assert payload["covered"] > payload["start_covered"] == int(spec.contains(net, rows).sum())
+    grown = NapSpec.load(out)
+    assert grown.contains(net, rows).sum() == payload["covered"]
+    text = runner.invoke(app, args[:-1])
+    assert text.exit_code == 0 and "proved impossible" in text.output
+
+
+def test_coarsening_a_grown_spec_keeps_its_inputs_and_is_minimal() -> None:
+    net, X, y = data()
+    rows = X[y == 1]
+    spec = refined_nap(net, X, y, 1, delta=0.9)
+    grown = grow_coverage(net, spec, rows, MilpVerifier(), 30, coarse=False).spec
+    assert grown is not None
+    learner = NapLearner("coarsen", timeout=30).fit(net, X, y, 1, start=grown)
+    final = learner.spec_
+    assert final <= grown and learner.refined_.method == "start"
+    assert final.info["start_method"] == grown.method and "implied_steps" not in grown.info
+    assert final.contains(net, rows)[grown.contains(net, rows)].all()
+    assert final.verdicts[0]["nap_key"] == nap_key(grown.nap)  # it started from the grown NAP
+    checker = MilpVerifier(seed=5)
+    assert checker.verify_nap(net, NapQuery(final.nap, 1, net.domain), 30).status is (
+        Status.VERIFIED
+    )
+    if learner.counts_["unknown"] == 0:
+        for i in np.flatnonzero(final.nap >= 0):
+            trial = final.nap.copy()
+            trial[i] = -1
+            res = checker.verify_nap(net, NapQuery(trial, 1, net.domain), 30)
+            assert res.status is Status.FALSIFIED, (i, res)
+    with pytest.raises(InputError, match="class 1, not 0"):
+        NapLearner("coarsen", timeout=30).fit(net, X, y, 0, start=grown)
+
+
+def test_cli_learn_from_a_grown_spec(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from relucid.cli import app
+    from relucid.io import save_torch
+
+    net, X, y = data()
+    rows = X[y == 1]
+    grown = grow_coverage(net, refined_nap(net, X, y, 1, delta=0.9), rows, MilpVerifier(), 30)
+    assert grown.spec is not None
+    grown.spec.save(tmp_path / "grown.json")
+    save_torch(net, tmp_path / "blobs.pt")
+    np.savez(tmp_path / "d.npz", x=X, y=y)
+    out = tmp_path / "final.json"
+    args = ["nap", "learn", "--model", str(tmp_path / "blobs.pt")]
+    args += ["--data", str(tmp_path / "d.npz"), "--label", "1", "--method", "coarsen"]
+    args += ["--timeout", "30", "--out", str(out)]
+    res = CliRunner().invoke(app, [*args, "--start", str(tmp_path / "grown.json"), "--json"])
+    assert res.exit_code == 0, res.output
+    final = NapSpec.load(out)
+    assert final <= grown.spec and final.info["start_method"] == grown.spec.method
+    assert final.contains(net, rows)[grown.spec.contains(net, rows)].all()
+    bad = CliRunner().invoke(app, [*args, "--start", str(tmp_path / "missing.json")])
+    assert bad.exit_code != 0 and "cannot read the NAP spec" in bad.output
