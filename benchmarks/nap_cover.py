@@ -178,6 +178,20 @@ def main() -> None:
             f"{r['reverified']} {r['reverify_s']:.1f} s",
         )
     console.print(table)
+    command = (
+        "python benchmarks/nap_cover.py "
+        + " ".join(str(p) for p in args.spec)
+        + f" --timeout {args.timeout:g}"
+        + (
+            ""
+            if args.coarsen_timeout is None
+            else f" --coarsen-timeout {args.coarsen_timeout:g}"
+            f" --coarsen-focus-timeout {args.coarsen_focus_timeout}"
+        )
+    )
+    date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for r in rows:  # rows of earlier runs are kept, each with its own command
+        r["command"], r["date"] = command, date
     names = {r["spec"] for r in rows}
     if args.out.is_file():
         kept = json.loads(args.out.read_text())["rows"]
@@ -187,16 +201,8 @@ def main() -> None:
             {
                 "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
                 f"{platform.python_version()}",
-                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "command": "python benchmarks/nap_cover.py "
-                + " ".join(str(p) for p in args.spec)
-                + f" --timeout {args.timeout:g}"
-                + (
-                    ""
-                    if args.coarsen_timeout is None
-                    else f" --coarsen-timeout {args.coarsen_timeout:g}"
-                    f" --coarsen-focus-timeout {args.coarsen_focus_timeout}"
-                ),
+                "date": date,
+                "command": command,
                 "rows": rows,
             },
             indent=1,
