@@ -147,6 +147,8 @@ def test_coarsening_a_grown_spec_keeps_its_inputs_and_is_minimal() -> None:
             assert res.status is Status.FALSIFIED, (i, res)
     with pytest.raises(InputError, match="class 1, not 0"):
         NapLearner("coarsen", timeout=30).fit(net, X, y, 0, start=grown)
+    with pytest.raises(InputError, match="its own domain"):
+        NapLearner("coarsen", timeout=30).fit(net, X, y, 1, start=grown, domain=grown.domain)
 
 
 def test_cli_learn_from_a_grown_spec(tmp_path: Path) -> None:

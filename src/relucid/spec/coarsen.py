@@ -327,6 +327,7 @@ class NapLearner:
         ``start``: coarsen this NAP of the class instead of the refined one, e.g. a spec
         grown by :func:`~relucid.spec.cover.grow_coverage` (finer than needed, covering more
         inputs): the result keeps every input it covers and is minimal in the same sense.
+        The domain is then the start's (``domain`` and ``delta`` are not used).
         """
         t0 = time.perf_counter()
         if start is None:
@@ -335,6 +336,8 @@ class NapLearner:
             )
         else:
             start.check(net)
+            if domain is not None:
+                raise InputError("a start NAP brings its own domain; give no domain with it")
             if start.label != label:
                 raise InputError(f"the start NAP is of class {start.label}, not {label}")
             kept = ("delta", "inputs", "labels", "hidden_sizes")
