@@ -17,9 +17,9 @@ one covers.
     python benchmarks/nap_cover.py SPEC.json [SPEC.json ...] [--timeout 15] [--specs DIR]
         [--coarsen-timeout 1 --coarsen-focus-timeout 15 --checkpoints DIR]
 
-Prints a table and writes ``benchmarks/results/nap_cover.json`` (one row per spec; a spec
-already there is replaced, others kept). The specs' own rows (how they were learned) are in
-``benchmarks/results/nap.json``.
+Prints a table and writes ``benchmarks/results/nap_cover.json`` (one row per spec and time
+limit; a row already there for the same spec and limit is replaced, others kept). The specs'
+own rows (how they were learned) are in ``benchmarks/results/nap.json``.
 """
 
 from __future__ import annotations
@@ -192,10 +192,10 @@ def main() -> None:
     date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     for r in rows:  # rows of earlier runs are kept, each with its own command
         r["command"], r["date"] = command, date
-    names = {r["spec"] for r in rows}
+    names = {(r["spec"], r["timeout_s"]) for r in rows}
     if args.out.is_file():
         kept = json.loads(args.out.read_text())["rows"]
-        rows = [r for r in kept if r["spec"] not in names] + rows
+        rows = [r for r in kept if (r["spec"], r["timeout_s"]) not in names] + rows
     args.out.write_text(
         json.dumps(
             {
