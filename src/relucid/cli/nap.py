@@ -17,6 +17,7 @@ from relucid.cli.common import (
     console,
     err_console,
     fail,
+    report_out,
     verdict_out,
 )
 from relucid.errors import RelucidError
@@ -361,7 +362,7 @@ def nap_cover_cmd(
     if out is not None:
         payload["out"] = str(out) if rep.spec is not None else None
     if as_json:
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        report_out(payload, "", as_json)
         return
     table = Table(title=f"{s}: inputs left out")
     for col in ("input", "disagrees", "|P| asked", "verdict", "seconds"):

@@ -57,7 +57,11 @@ def finest_nap(net: ReluNetwork, X: ArrayLike) -> Int8Array:
     xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
     if xa.shape[0] == 0:
         raise InputError("the finest NAP of no inputs fixes nothing meaningful; give one or more")
-    on = np.concatenate(net.pre_activations(xa), axis=1) > 0
+    return _finest(np.concatenate(net.pre_activations(xa), axis=1) > 0)
+
+
+def _finest(on: BoolArray) -> Int8Array:
+    """:func:`finest_nap` from the rows' activation states (inputs x neurons, ``z > 0``)."""
     nap = np.full(on.shape[1], -1, dtype=np.int8)
     nap[on.all(axis=0)] = 1
     nap[(~on).all(axis=0)] = 0
@@ -196,7 +200,7 @@ def grow_coverage(
     for i in left:
         trial = members.copy()
         trial[i] = True
-        nap = finest_nap(net, xa[trial])
+        nap = _finest(on[trial])  # the states are computed once, not per question
         if best is not None and np.array_equal(nap, best[0]):
             # the grown NAP already matches this input: it joins under the same proof
             step = CoverStep(
