@@ -31,7 +31,6 @@ import platform
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -39,6 +38,7 @@ from relucid.io import data_dir, load_onnx
 from relucid.spec import NapLearner, NapSpec, grow_coverage, verify_spec
 from relucid.spec.coarsen import MILP_DEFAULTS
 from relucid.spec.data import nap_data
+from relucid.threads import limit_threads
 from relucid.verify import MilpVerifier
 
 RESULTS = Path(__file__).parent / "results" / "nap_cover.json"
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=Path, default=None, help="COARSEN checkpoints.")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    limit_threads(1)  # torch and BLAS: it runs beside other benchmarks
     net = load_onnx(data_dir() / "mnistfc" / "mnist-net_256x4.onnx")
     d = nap_data("mnist")
     console = Console(width=160)

@@ -121,6 +121,35 @@ def test_cli_cover(tmp_path: Path) -> None:
     assert grown.contains(net, rows).sum() == payload["covered"]
     text = runner.invoke(app, args[:-1])
     assert text.exit_code == 0 and "proved impossible" in text.output
+    bad = runner.invoke(app, [*args, "--threads", "0"])
+    assert bad.exit_code != 0 and "threads must be at least 1" in bad.output
+
+
+def test_cli_threads_caps_torch_and_blas(tmp_path: Path) -> None:
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from typer.testing import CliRunner
+
+    from relucid.cli import app
+    from relucid.io import save_torch
+
+    net, X, y = data()
+    spec = refined_nap(net, X, y, 1, delta=0.9)
+    spec.save(tmp_path / "s.json")
+    np.savez(tmp_path / "d.npz", x=X, y=y)
+    save_torch(net, tmp_path / "blobs.pt")
+    args = ["nap", "cover", "--model", str(tmp_path / "blobs.pt"), "--spec"]
+    args += [str(tmp_path / "s.json"), "--data", str(tmp_path / "d.npz"), "--limit", "1"]
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=None):  # puts the BLAS pools back afterwards
+        try:
+            res = CliRunner().invoke(app, [*args, "--threads", "1", "--json"])
+            assert res.exit_code == 0, res.output
+            assert torch.get_num_threads() == 1
+            blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+            assert blas and set(blas) == {1}
+        finally:
+            torch.set_num_threads(before)
 
 
 def test_coarsening_a_grown_spec_keeps_its_inputs_and_is_minimal() -> None:

@@ -538,6 +538,22 @@ def test_attack_stops_at_its_deadline() -> None:
     assert res.steps == 0 and res.points.shape[0] > 0
 
 
+def test_the_verifiers_attack_keeps_to_the_query_limit() -> None:
+    # The attack ran all its steps whatever the limit: on mnist-256x4 a 1 s COARSEN call
+    # took up to 6 s. Here 10^6 steps would take minutes; the limit stops them.
+    net = random_net(1, [20, 30, 30, 3], bias=0.1)
+    box = Box(-np.ones(20), np.ones(20))
+    q = NapQuery(-np.ones(net.num_hidden), 0, box)
+    v = MilpVerifier(crown=False, attack_steps=1_000_000)
+    t0 = time.perf_counter()
+    res = v.verify_nap(net, q, timeout=0.5)
+    took = time.perf_counter() - t0
+    assert took < 3.0
+    assert res.status is not Status.VERIFIED or res.stats.get("attack_steps", 0) < 1_000_000
+    if res.status is Status.UNKNOWN:
+        assert "timeout" in res.reason
+
+
 @pytest.mark.parametrize("crown", [False, True])
 def test_wbc_query_that_highs_called_empty(crown: bool) -> None:
     """Regression: the refined class-0 NAP of the seed-3 WBC network, which 148 training

@@ -66,6 +66,13 @@ BackendOpt = Annotated[
 ]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds per query; UNKNOWN after that.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="CPU threads for torch and BLAS in this process (default: theirs). Give 1 when "
+        "other jobs share the cores: waiting threads spin and slow every call."
+    ),
+]
 
 
 ModelOpt = Annotated[

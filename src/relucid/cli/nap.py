@@ -13,6 +13,7 @@ import typer
 from relucid.cli.common import (
     BackendOpt,
     JsonOpt,
+    ThreadsOpt,
     TimeoutOpt,
     console,
     err_console,
@@ -23,6 +24,7 @@ from relucid.cli.common import (
 from relucid.errors import RelucidError
 from relucid.network import ReluNetwork
 from relucid.spec.coarsen import BLOCK_PATIENCE
+from relucid.threads import limit_threads
 
 nap_app = typer.Typer(
     help="Learn and check neural activation pattern (NAP) specifications.", no_args_is_help=True
@@ -146,6 +148,7 @@ def nap_learn_cmd(
         Path | None,
         typer.Option(help="Also draw the NAP by layer and the run's verdicts to this PNG."),
     ] = None,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Mine the refined NAP of class c, then coarsen it to a minimal specification."""
@@ -162,6 +165,8 @@ def nap_learn_cmd(
     from relucid.spec.data import nap_data
 
     try:
+        if threads is not None:
+            limit_threads(threads)
         net = _nap_model(model)
         ds = nap_data(data)
         if labels not in ("dataset", "model"):
@@ -310,6 +315,7 @@ def nap_cover_cmd(
         Path | None, typer.Option(help="Write the grown spec here (when an input joins).")
     ] = None,
     backend: BackendOpt = "milp",
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """For each training input of the spec's class that it leaves out: can any specification
@@ -325,6 +331,8 @@ def nap_cover_cmd(
     from relucid.verify import get_verifier
 
     try:
+        if threads is not None:
+            limit_threads(threads)
         net = _nap_model(model)
         s = NapSpec.load(spec)
         s.check(net)

@@ -172,9 +172,9 @@ class _VerifierActor:
     """One Ray actor: a verifier kept across calls (its MILP models too)."""
 
     def __init__(self, backend: str, options: dict[str, Any], net: ReluNetwork) -> None:
-        from threadpoolctl import threadpool_limits
+        from relucid.threads import limit_threads
 
-        threadpool_limits(limits=1, user_api="blas")
+        limit_threads(1)
         self.verifier = get_verifier(backend, **options)
         self.net = net
 

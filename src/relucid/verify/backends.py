@@ -61,14 +61,10 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init(backend: str, options: dict[str, Any], net: ReluNetwork) -> None:
-    # One backend per worker process; BLAS limited to one thread so workers do not fight
-    # (numpy is loaded already, so an environment variable would come too late).
-    from threadpoolctl import threadpool_limits
+    # One backend per worker process, on one thread so workers do not fight.
+    from relucid.threads import limit_threads
 
-    threadpool_limits(limits=1, user_api="blas")
-    import torch  # the optimised bounds run in torch, whose own thread pool is separate
-
-    torch.set_num_threads(1)
+    limit_threads(1)
     _WORKER["verifier"] = get_verifier(backend, **options)
     _WORKER["net"] = net
 

@@ -453,6 +453,7 @@ class MilpVerifier:
         #    into the NAP's region, are the cheapest place to find one.
         attack_terms = open_terms or ([] if member or not need_member else list(range(len(cs))))
         if self.attack and attack_terms:
+            t = time.perf_counter()
             res = pgd_attack(
                 net,
                 box,
@@ -465,8 +466,10 @@ class MilpVerifier:
                 steps=self.attack_steps,
                 seed=self.seed,
                 max_starts=self.attack_max_starts,
+                deadline=deadline,  # it stops there with its best points so far
             )
             stats["attack_steps"] = res.steps
+            stats["attack_seconds"] = time.perf_counter() - t
             for x, loss, ti in zip(res.points, res.losses, res.terms, strict=True):
                 if loss > 0:
                     break
