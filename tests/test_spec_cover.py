@@ -12,7 +12,7 @@ from test_spec import data
 from relucid import ReluNetwork
 from relucid.errors import InputError
 from relucid.spec import NapLearner, NapSpec, finest_nap, grow_coverage, nap_key, refined_nap
-from relucid.verify import MilpVerifier, NapQuery, Status
+from relucid.verify import MilpVerifier, NapQuery, Status, VerifyResult
 
 
 def obeys_closed(net: ReluNetwork, nap: np.ndarray, x: np.ndarray, tol: float = 1e-9) -> bool:
@@ -41,9 +41,24 @@ def test_grown_spec_is_a_specification_covering_more_and_each_refusal_is_a_proof
     spec = refined_nap(net, X, y, 1, delta=0.9)
     before = spec.contains(net, rows)
     assert not before.all()  # inputs left out: the case under test
-    rep = grow_coverage(net, spec, rows, MilpVerifier(), 30)
+    asked: list[NapQuery] = []
+
+    class Counting(MilpVerifier):
+        def verify_nap(
+            self, net: ReluNetwork, query: NapQuery, timeout: float | None = None
+        ) -> VerifyResult:
+            asked.append(query)
+            return super().verify_nap(net, query, timeout)
+
+    rep = grow_coverage(net, spec, rows, Counting(), 30)
     assert len(rep.steps) == int((~before).sum())
     assert rep.start == int(before.sum())
+    # a question answered by an earlier counterexample, or by the grown NAP, costs no call;
+    # the others (and the final coarse try) one each, with every input of the set as a hint
+    free = [s for s in rep.steps if s.reason.endswith("(no call)")]
+    reused = [s for s in free if s.status is Status.FALSIFIED]
+    assert reused and len(asked) == len(rep.steps) - len(free) + (rep.coarse != "not tried")
+    assert max(len(q.hints) for q in asked if q.hints is not None) > 16
     joined = rep.count(Status.VERIFIED)
     assert joined > 0 and rep.count(Status.FALSIFIED) > 0
     grown = rep.spec
