@@ -19,7 +19,9 @@ one covers.
 
 Prints a table and writes ``benchmarks/results/nap_cover.json`` (one row per spec and time
 limit; a row already there for the same spec and limit is replaced, others kept). The specs'
-own rows (how they were learned) are in ``benchmarks/results/nap.json``.
+own rows (how they were learned) are in ``benchmarks/results/nap.json``. ``at_most``: how many
+of the class's inputs a specification that covers the ``kept`` ones (covered before, or
+joined) can cover, every input proved impossible to add being out.
 """
 
 from __future__ import annotations
@@ -130,6 +132,10 @@ def main() -> None:
                 "joined": summary["joined"],
                 "cannot_join": summary["cannot_join"],
                 "undecided": summary["undecided"],
+                "inputs": rep.total,
+                "kept": rep.kept,
+                "at_most": rep.at_most,
+                "at_most_pct": round(100 * rep.at_most / rep.total, 2),
                 "method_after": grown.method,
                 "size_after": grown.size,
                 "train_after_pct": round(100 * grown.coverage(net, X), 2),
@@ -155,6 +161,7 @@ def main() -> None:
         "joined",
         "cannot join",
         "undecided",
+        "at most %",
         "|P| after",
         "train / test % after",
         "wall s",
@@ -172,6 +179,7 @@ def main() -> None:
             str(r["joined"]),
             str(r["cannot_join"]),
             str(r["undecided"]),
+            f"{r['at_most_pct']:.2f}",
             str(r["size_after"]),
             f"{r['train_after_pct']:.2f} / {r['test_after_pct']:.2f}",
             f"{r['wall_s']:.0f}",

@@ -68,6 +68,10 @@ def test_grown_spec_is_a_specification_covering_more_and_each_refusal_is_a_proof
     assert after[before].all()
     assert after[[s.index for s in rep.steps if s.status is Status.VERIFIED]].all()
     assert rep.covered == int(after.sum()) >= rep.start + joined
+    # the proofs speak about the inputs kept (covered before, or joined): a specification
+    # covering them leaves out at least every input proved impossible to add
+    assert rep.kept == rep.start + joined <= rep.covered <= rep.at_most
+    assert rep.at_most == len(rows) - rep.count(Status.FALSIFIED) < len(rows)
     # its certificate, and an independent re-verification
     assert grown.verdicts[-1]["status"] == "verified"
     checker = MilpVerifier(seed=11)
@@ -93,6 +97,8 @@ def test_grown_spec_is_a_specification_covering_more_and_each_refusal_is_a_proof
     assert np.array_equal(back.nap, grown.nap)
     summary = json.loads(json.dumps(rep.to_dict()))
     assert summary["joined"] == joined and len(summary["steps"]) == len(rep.steps)
+    assert summary["at_most"] == rep.at_most and summary["kept"] == rep.kept
+    assert f"covers at most {rep.at_most} of the {len(rows)}" in str(rep)
 
 
 def test_nothing_to_grow_from_is_an_error_and_limit_bounds_the_questions() -> None:
@@ -136,6 +142,7 @@ def test_cli_cover(tmp_path: Path) -> None:
     assert grown.contains(net, rows).sum() == payload["covered"]
     text = runner.invoke(app, args[:-1])
     assert text.exit_code == 0 and "proved impossible" in text.output
+    assert f"covers at most {payload['at_most']} of the {len(rows)}" in text.output
     bad = runner.invoke(app, [*args, "--threads", "0"])
     assert bad.exit_code != 0 and "threads must be at least 1" in bad.output
 

@@ -373,8 +373,8 @@ def nap_cover_cmd(
         report_out(payload, "", as_json)
         return
     table = Table(title=f"{s}: inputs left out")
-    for col in ("input", "disagrees", "|P| asked", "verdict", "seconds"):
-        table.add_column(col, justify="left" if col == "verdict" else "right")
+    for col in ("input", "disagrees", "|P| asked", "verdict", "how", "seconds"):
+        table.add_column(col, justify="left" if col in ("verdict", "how") else "right")
     words = {"verified": "joined", "falsified": "cannot join (proof)", "unknown": "undecided"}
     for step in rep.steps:
         table.add_row(
@@ -382,6 +382,7 @@ def nap_cover_cmd(
             str(step.disagrees),
             str(step.size),
             words.get(step.status.value, step.status.value),
+            step.reason,
             f"{step.seconds:.1f}",
         )
     console.print(table)

@@ -120,6 +120,8 @@ class CoverReport:
     ``None`` when no input joined. ``start`` / ``covered`` / ``total``: the class's inputs
     covered before, after (by the grown spec: the inputs that joined, and any undecided one
     that it matches anyway), and in all. ``steps``: one per left-out input, in the order asked.
+    ``kept``: the set the proofs speak about (the inputs covered before, and those that
+    joined).
     """
 
     spec: NapSpec | None
@@ -129,9 +131,16 @@ class CoverReport:
     steps: list[CoverStep] = field(default_factory=list)
     seconds: float = 0.0
     coarse: str = "not tried"
+    kept: int = 0
 
     def count(self, status: Status) -> int:
         return sum(s.status is status for s in self.steps)
+
+    @property
+    def at_most(self) -> int:
+        """How many of the inputs a specification that covers the ``kept`` ones can cover:
+        each FALSIFIED question proves one input out of reach of every such NAP."""
+        return self.total - self.count(Status.FALSIFIED)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +152,8 @@ class CoverReport:
             "undecided": self.count(Status.UNKNOWN),
             "other": len(self.steps)
             - sum(self.count(s) for s in (Status.VERIFIED, Status.FALSIFIED, Status.UNKNOWN)),
+            "kept": self.kept,
+            "at_most": self.at_most,
             "size": None if self.spec is None else self.spec.size,
             "method": None if self.spec is None else self.spec.method,
             "coarse": self.coarse,
@@ -162,7 +173,8 @@ class CoverReport:
             f"({pct(self.start)} -> {pct(self.covered)}); of {len(self.steps)} left out: "
             f"{self.count(Status.VERIFIED)} joined, {self.count(Status.FALSIFIED)} proved "
             f"impossible to cover with the rest, {self.count(Status.UNKNOWN)} undecided; "
-            f"{grown}; {self.seconds:.1f} s"
+            f"{grown}; {self.seconds:.1f} s. A specification that covers these {self.kept} "
+            f"inputs covers at most {self.at_most} of the {self.total} ({pct(self.at_most)})"
         )
 
 
@@ -227,7 +239,7 @@ def grow_coverage(
                     size,
                     Status.FALSIFIED,
                     time.perf_counter() - t,
-                    "an earlier question's counterexample obeys this NAP (no call)",
+                    "earlier counterexample (no call)",
                     old,
                 )
             else:
@@ -292,4 +304,5 @@ def grow_coverage(
         steps,
         time.perf_counter() - t0,
         outcome,
+        int(members.sum()),
     )
