@@ -59,3 +59,19 @@ def test_lp_runs_are_not_cut_short_by_earlier_runs() -> None:
         set_time_limit(h, 0.02, mip=False)
         h.run()
         assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal, h.getRunTime()
+
+
+def test_highs_banner_stays_off_stdout() -> None:
+    # The first highspy.Highs() of a process prints HiGHS's banner to stdout, which broke
+    # `relucid nap cover --json` on MNIST; new_highs() sends it to stderr.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from relucid.lp import LinearProgram\n"
+        "lp = LinearProgram(np.eye(2), np.ones(2))\n"
+        "print('done')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "done\n"

@@ -98,6 +98,17 @@ def test_grown_spec_is_a_specification_covering_more_and_each_refusal_is_a_proof
     summary = json.loads(json.dumps(rep.to_dict()))
     assert summary["joined"] == joined and len(summary["steps"]) == len(rep.steps)
     assert summary["at_most"] == rep.at_most and summary["kept"] == rep.kept
+    # the distinct counterexamples, each with the inputs whose question it settled
+    blockers = rep.blockers()
+    assert summary["counterexamples"] == len(blockers) <= rep.count(Status.FALSIFIED)
+    assert sorted(i for _, inputs in blockers for i in inputs) == sorted(
+        st.index for st in rep.steps if st.status is Status.FALSIFIED
+    )
+    assert any(len(inputs) > 1 for _, inputs in blockers)  # one point, several proofs
+    for x, inputs in blockers:
+        for i in inputs:
+            step = next(st for st in rep.steps if st.index == i)
+            assert step.counterexample is not None and np.array_equal(step.counterexample, x)
     assert f"covers at most {rep.at_most} of the {len(rows)}" in str(rep)
 
 
@@ -138,6 +149,7 @@ def test_cli_cover(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output)
     assert payload["covered"] > payload["start_covered"] == int(spec.contains(net, rows).sum())
+    assert payload["spec_size"] == spec.size and payload["size"] == NapSpec.load(out).size
     grown = NapSpec.load(out)
     assert grown.contains(net, rows).sum() == payload["covered"]
     text = runner.invoke(app, args[:-1])
@@ -145,6 +157,19 @@ def test_cli_cover(tmp_path: Path) -> None:
     assert f"covers at most {payload['at_most']} of the {len(rows)}" in text.output
     bad = runner.invoke(app, [*args, "--threads", "0"])
     assert bad.exit_code != 0 and "threads must be at least 1" in bad.output
+    # the counterexamples behind the proofs: misclassified points, and whom each blocks
+    cex = tmp_path / "cex.npz"
+    res = runner.invoke(app, [*args, "--counterexamples", str(cex)])
+    assert res.exit_code == 0, res.output
+    saved = np.load(cex)
+    again = json.loads(res.output)
+    assert saved["x"].shape == (again["counterexamples"], X.shape[1])
+    assert len(saved["input"]) == again["cannot_join"] == len(saved["blocker"])
+    out = net.forward(saved["x"])
+    assert (np.delete(out, 1, axis=1).max(axis=1) >= out[:, 1]).all()  # not class 1 (ties count)
+    assert (net.forward(saved["x"]).argmax(axis=1) == saved["predicted"]).all()
+    wrong = runner.invoke(app, [*args, "--counterexamples", str(tmp_path / "cex.txt")])
+    assert wrong.exit_code != 0 and "must name a .npz file" in wrong.output
 
 
 def test_cli_threads_caps_torch_and_blas(tmp_path: Path) -> None:

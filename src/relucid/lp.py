@@ -16,6 +16,9 @@ unexpected status) raises :class:`~relucid.errors.SolverError`; time limits rais
 from __future__ import annotations
 
 import enum
+import os
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +33,36 @@ from relucid.errors import SolverError
 
 FloatArray = NDArray[np.float64]
 INF = highspy.kHighsInf
+
+
+_BANNER_LOCK = threading.Lock()
+_BANNER_DONE = False
+
+
+def new_highs() -> highspy.Highs:
+    """A HiGHS instance with its output off.
+
+    The first ``highspy.Highs()`` of a process prints HiGHS's banner to stdout from C++
+    while it is built (highspy 1.16 sets its callbacks before any option can be), which
+    broke ``relucid ... --json`` output on MNIST. That one construction runs with the stdout
+    file descriptor pointed at stderr, so the banner still shows, on stderr.
+    """
+    global _BANNER_DONE
+    with _BANNER_LOCK:
+        if _BANNER_DONE:
+            h = highspy.Highs()
+        else:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            try:
+                os.dup2(2, 1)
+                h = highspy.Highs()
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+            _BANNER_DONE = True
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 _VERDICTS = (
@@ -129,9 +162,8 @@ class LinearProgram:
             csr = sparse.csr_array(a)
         m, n = csr.shape
         self.num_rows, self.num_cols = m, n
-        self._h = highspy.Highs()
+        self._h = new_highs()
         h = self._h
-        h.setOptionValue("output_flag", False)
         h.setOptionValue("presolve", "on" if presolve else "off")
         if time_limit is not None and time_limit <= 0:
             raise ValueError("time_limit must be positive")

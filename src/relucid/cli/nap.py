@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -314,6 +314,13 @@ def nap_cover_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Write the grown spec here (when an input joins).")
     ] = None,
+    counterexamples: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the counterexamples behind the proofs to this .npz: x (one row each), "
+            "predicted (its class), and per proof its input and blocker (row of x)."
+        ),
+    ] = None,
     backend: BackendOpt = "milp",
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
@@ -331,6 +338,8 @@ def nap_cover_cmd(
     from relucid.verify import get_verifier
 
     try:
+        if counterexamples is not None and counterexamples.suffix != ".npz":
+            raise fail(f"--counterexamples must name a .npz file, not {counterexamples}")
         if threads is not None:
             limit_threads(threads)
         net = _nap_model(model)
@@ -364,9 +373,12 @@ def nap_cover_cmd(
             )
         if out is not None and rep.spec is not None:
             rep.spec.save(out)
+        if counterexamples is not None:
+            _save_blockers(counterexamples, rep.blockers(), net)
     except RelucidError as exc:
         raise fail(str(exc)) from exc
-    payload: dict[str, object] = {"spec": str(spec), "size": s.size, **rep.to_dict()}
+    # "size" is the grown spec's (None when none grew); the spec asked about is "spec_size"
+    payload: dict[str, object] = {"spec": str(spec), "spec_size": s.size, **rep.to_dict()}
     if out is not None:
         payload["out"] = str(out) if rep.spec is not None else None
     if as_json:
@@ -388,6 +400,23 @@ def nap_cover_cmd(
     console.print(table)
     tail = "" if out is None or rep.spec is None else f"; grown spec written to {out}"
     console.print(f"{rep}{tail}", markup=False, highlight=False)
+
+
+def _save_blockers(
+    path: Path, blockers: Sequence[tuple[object, list[int]]], net: ReluNetwork
+) -> None:
+    """``nap cover --counterexamples``: the points behind the proofs, and whom each blocks."""
+    import numpy as np
+
+    x = np.array([b[0] for b in blockers]).reshape(len(blockers), net.input_dim)
+    pairs = [(i, k) for k, (_, inputs) in enumerate(blockers) for i in inputs]
+    np.savez(
+        path,
+        x=x,
+        predicted=net.forward(x).argmax(axis=1) if len(x) else np.zeros(0, int),
+        input=np.array([i for i, _ in pairs], dtype=int),
+        blocker=np.array([k for _, k in pairs], dtype=int),
+    )
 
 
 @nap_app.command("plot")

@@ -136,6 +136,24 @@ class CoverReport:
     def count(self, status: Status) -> int:
         return sum(s.status is status for s in self.steps)
 
+    def blockers(self) -> list[tuple[NDArray[np.float64], list[int]]]:
+        """The distinct counterexamples behind the FALSIFIED steps, in the order found, each
+        with the inputs (their ``index``) whose question it settled: one point in the input
+        space often keeps many inputs out (on mnist-256x4 label 4, two of six settled 21 of the
+        26 proofs)."""
+        out: list[tuple[NDArray[np.float64], list[int]]] = []
+        for step in self.steps:
+            x = step.counterexample
+            if step.status is not Status.FALSIFIED or x is None:
+                continue
+            for y, inputs in out:
+                if np.array_equal(x, y):
+                    inputs.append(step.index)
+                    break
+            else:
+                out.append((x, [step.index]))
+        return out
+
     @property
     def at_most(self) -> int:
         """How many of the inputs a specification that covers the ``kept`` ones can cover:
@@ -154,6 +172,7 @@ class CoverReport:
             - sum(self.count(s) for s in (Status.VERIFIED, Status.FALSIFIED, Status.UNKNOWN)),
             "kept": self.kept,
             "at_most": self.at_most,
+            "counterexamples": len(self.blockers()),
             "size": None if self.spec is None else self.spec.size,
             "method": None if self.spec is None else self.spec.method,
             "coarse": self.coarse,
@@ -172,7 +191,8 @@ class CoverReport:
             f"covered {self.start} -> {self.covered} of {self.total} inputs "
             f"({pct(self.start)} -> {pct(self.covered)}); of {len(self.steps)} left out: "
             f"{self.count(Status.VERIFIED)} joined, {self.count(Status.FALSIFIED)} proved "
-            f"impossible to cover with the rest, {self.count(Status.UNKNOWN)} undecided; "
+            f"impossible to cover with the rest (by {len(self.blockers())} counterexamples), "
+            f"{self.count(Status.UNKNOWN)} undecided; "
             f"{grown}; {self.seconds:.1f} s. A specification that covers these {self.kept} "
             f"inputs covers at most {self.at_most} of the {self.total} ({pct(self.at_most)})"
         )
