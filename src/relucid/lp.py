@@ -52,14 +52,19 @@ def new_highs() -> highspy.Highs:
         if _BANNER_DONE:
             h = highspy.Highs()
         else:
-            sys.stdout.flush()
-            saved = os.dup(1)
             try:
-                os.dup2(2, 1)
+                sys.stdout.flush()
+                saved = os.dup(1)
+            except (OSError, ValueError):  # no usable stdout: nothing to protect
+                saved = -1
+            try:
+                if saved >= 0:
+                    os.dup2(2, 1)
                 h = highspy.Highs()
             finally:
-                os.dup2(saved, 1)
-                os.close(saved)
+                if saved >= 0:
+                    os.dup2(saved, 1)
+                    os.close(saved)
             _BANNER_DONE = True
     h.setOptionValue("output_flag", False)
     return h
