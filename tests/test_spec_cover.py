@@ -11,7 +11,15 @@ from test_spec import data
 
 from relucid import ReluNetwork
 from relucid.errors import InputError
-from relucid.spec import NapLearner, NapSpec, finest_nap, grow_coverage, nap_key, refined_nap
+from relucid.spec import (
+    NapLearner,
+    NapSpec,
+    finest_nap,
+    grow_coverage,
+    nap_key,
+    plot_blockers,
+    refined_nap,
+)
 from relucid.verify import MilpVerifier, NapQuery, Status, VerifyResult
 
 
@@ -170,6 +178,17 @@ def test_cli_cover(tmp_path: Path) -> None:
     assert (net.forward(saved["x"]).argmax(axis=1) == saved["predicted"]).all()
     wrong = runner.invoke(app, [*args, "--counterexamples", str(tmp_path / "cex.txt")])
     assert wrong.exit_code != 0 and "must name a .npz file" in wrong.output
+    # these inputs are not square images: the picture needs a shape (the API takes one)
+    pic = runner.invoke(app, [*args, "--plot", str(tmp_path / "cex.png")])
+    assert pic.exit_code != 0 and "not square images" in pic.output
+    rep = grow_coverage(net, spec, rows, MilpVerifier(), 30)
+    png = plot_blockers(rep, rows, net, tmp_path / "cex.png", image_shape=(1, X.shape[1]))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InputError, match="does not hold"):
+        plot_blockers(rep, rows, net, tmp_path / "x.png", image_shape=(2, X.shape[1]))
+    none = grow_coverage(net, spec, rows, MilpVerifier(), 30, limit=0)
+    with pytest.raises(InputError, match="no counterexample to draw"):
+        plot_blockers(none, rows, net, tmp_path / "y.png", image_shape=(1, X.shape[1]))
 
 
 def test_cli_threads_caps_torch_and_blas(tmp_path: Path) -> None:

@@ -321,6 +321,13 @@ def nap_cover_cmd(
             "predicted (its class), and per proof its input and blocker (row of x)."
         ),
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Draw the counterexamples behind the proofs, each beside the inputs it keeps "
+            "out, to this PNG (square image inputs, e.g. MNIST)."
+        ),
+    ] = None,
     backend: BackendOpt = "milp",
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
@@ -375,6 +382,10 @@ def nap_cover_cmd(
             rep.spec.save(out)
         if counterexamples is not None:
             _save_blockers(counterexamples, rep.blockers(), net)
+        if plot is not None:
+            from relucid.spec.plot import plot_blockers
+
+            plot_blockers(rep, X, net, plot)
     except RelucidError as exc:
         raise fail(str(exc)) from exc
     # "size" is the grown spec's (None when none grew); the spec asked about is "spec_size"

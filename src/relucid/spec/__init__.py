@@ -17,7 +17,8 @@ Paper: minimal-neural-specifications, sections 2-4.
 * :mod:`~relucid.spec.measure`: the appendix C volume estimate (:func:`estimate_volume`);
 * :mod:`~relucid.spec.monitor`: :class:`NapMonitor`, inputs outside every spec, in batch or
   as a torch forward hook;
-* :mod:`~relucid.spec.plot`: :func:`plot_nap`, the NAP by layer and its run's verdicts.
+* :mod:`~relucid.spec.plot`: :func:`plot_nap`, the NAP by layer and its run's verdicts;
+  :func:`plot_blockers`, the counterexamples behind ``nap cover``'s proofs as images.
 """
 
 from relucid.spec.coarsen import (
@@ -49,7 +50,7 @@ from relucid.spec.measure import (
 )
 from relucid.spec.monitor import MonitorReport, NapMonitor
 from relucid.spec.nap import NapSpec, refined_nap
-from relucid.spec.plot import plot_nap
+from relucid.spec.plot import plot_blockers, plot_nap
 
 __all__ = [
     "EXECUTORS",
@@ -78,6 +79,7 @@ __all__ = [
     "make_executor",
     "nap_key",
     "opt_adv_prune",
+    "plot_blockers",
     "plot_nap",
     "pseudo_centre",
     "refined_nap",

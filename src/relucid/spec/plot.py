@@ -13,16 +13,20 @@ markers (the focus neurons at their limit, the rest, the retries).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from relucid.errors import InputError
+from relucid.network import ReluNetwork
+from relucid.spec.cover import CoverReport
 from relucid.spec.nap import NapSpec
 from relucid.spec.verdicts import nap_from_key
+from relucid.verify.query import Status
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -189,3 +193,76 @@ def _plot_trace(ax: Axes, trace: Mapping[str, Any]) -> None:
         + f"; {spent[-1]:.3g} s of verifier time",
         fontsize=10,
     )
+
+
+def plot_blockers(
+    report: CoverReport,
+    X: ArrayLike,
+    net: ReluNetwork,
+    out: str | Path,
+    *,
+    image_shape: tuple[int, int] | None = None,
+    per_row: int = 8,
+    max_rows: int = 12,
+) -> Path:
+    """Draw the counterexamples behind a :func:`~relucid.spec.grow_coverage` report's proofs,
+    each beside the inputs it keeps out, as images (a PNG at ``out``).
+
+    One row per distinct counterexample (:meth:`CoverReport.blockers`, at most ``max_rows``,
+    those that block the most first): the point, titled with the class the network gives
+    it, then up to ``per_row`` of the inputs of ``X`` (the class's inputs the report was
+    computed on) whose question it settled. ``image_shape``: how one input is drawn
+    (default: a square, when the input size is one).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    blockers = sorted(report.blockers(), key=lambda b: -len(b[1]))[:max_rows]
+    if not blockers:
+        raise InputError("no input was proved impossible to add: no counterexample to draw")
+    n = xa.shape[1]
+    if image_shape is None:
+        side = math.isqrt(n)
+        if side * side != n:
+            raise InputError(f"inputs of size {n} are not square images: give image_shape")
+        image_shape = (side, side)
+    if image_shape[0] * image_shape[1] != n:
+        raise InputError(f"image_shape {image_shape} does not hold inputs of size {n}")
+    cols = 1 + min(per_row, max(len(inputs) for _, inputs in blockers))
+    fig, axes = plt.subplots(
+        len(blockers),
+        cols,
+        figsize=(1.3 * cols, 1.5 * len(blockers) + 0.6),
+        dpi=110,
+        squeeze=False,
+    )
+    lo, hi = float(xa.min()), float(xa.max())
+    for r, (x, inputs) in enumerate(blockers):
+        pred = int(np.argmax(net.forward(x[None, :])[0]))
+        cells = [(x, f"class {pred}", "#d73027")] + [
+            (xa[i], f"input {i}", "black") for i in inputs[: cols - 1]
+        ]
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_axis_off()
+            if c < len(cells):
+                img, label, colour = cells[c]
+                ax.imshow(img.reshape(image_shape), cmap="gray", vmin=lo, vmax=hi)
+                ax.set_title(label, fontsize=7, color=colour)
+        more = len(inputs) - (cols - 1)
+        if more > 0:
+            axes[r, -1].text(1.05, 0.5, f"+{more}", transform=axes[r, -1].transAxes, fontsize=8)
+    proved = report.count(Status.FALSIFIED)
+    fig.suptitle(
+        f"{proved} inputs proved impossible to add, by {len(report.blockers())} "
+        "counterexamples (red: the point, classified as shown; black: the inputs it keeps out)",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    path = Path(out)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
