@@ -350,6 +350,10 @@ def nap_cover_cmd(
         if threads is not None:
             limit_threads(threads)
         net = _nap_model(model)
+        if plot is not None:  # before the run, not after it
+            from relucid.spec.plot import plot_blockers, square_shape
+
+            square_shape(net.input_dim)
         s = NapSpec.load(spec)
         s.check(net)
         ds = nap_data(data)
@@ -383,8 +387,6 @@ def nap_cover_cmd(
         if counterexamples is not None:
             _save_blockers(counterexamples, rep.blockers(), net)
         if plot is not None:
-            from relucid.spec.plot import plot_blockers
-
             plot_blockers(rep, X, net, plot)
     except RelucidError as exc:
         raise fail(str(exc)) from exc

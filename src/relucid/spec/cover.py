@@ -120,7 +120,7 @@ class CoverReport:
     ``None`` when no input joined. ``start`` / ``covered`` / ``total``: the class's inputs
     covered before, after (by the grown spec: the inputs that joined, and any undecided one
     that it matches anyway), and in all. ``steps``: one per left-out input, in the order asked.
-    ``kept``: the set the proofs speak about (the inputs covered before, and those that
+    :attr:`kept`: the set the proofs speak about (the inputs covered before, and those that
     joined).
     """
 
@@ -131,7 +131,6 @@ class CoverReport:
     steps: list[CoverStep] = field(default_factory=list)
     seconds: float = 0.0
     coarse: str = "not tried"
-    kept: int = 0
 
     def count(self, status: Status) -> int:
         return sum(s.status is status for s in self.steps)
@@ -153,6 +152,11 @@ class CoverReport:
             else:
                 out.append((x, [step.index]))
         return out
+
+    @property
+    def kept(self) -> int:
+        """The inputs covered before, and those that joined (each VERIFIED step joins)."""
+        return self.start + self.count(Status.VERIFIED)
 
     @property
     def at_most(self) -> int:
@@ -324,5 +328,4 @@ def grow_coverage(
         steps,
         time.perf_counter() - t0,
         outcome,
-        int(members.sum()),
     )

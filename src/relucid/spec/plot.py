@@ -195,6 +195,14 @@ def _plot_trace(ax: Axes, trace: Mapping[str, Any]) -> None:
     )
 
 
+def square_shape(n: int) -> tuple[int, int]:
+    """How an input of size ``n`` is drawn as an image: a square, when ``n`` is one."""
+    side = math.isqrt(n)
+    if side * side != n:
+        raise InputError(f"inputs of size {n} are not square images: give image_shape")
+    return side, side
+
+
 def plot_blockers(
     report: CoverReport,
     X: ArrayLike,
@@ -220,15 +228,12 @@ def plot_blockers(
     import matplotlib.pyplot as plt
 
     xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    blockers = sorted(report.blockers(), key=lambda b: -len(b[1]))[:max_rows]
+    found = report.blockers()
+    blockers = sorted(found, key=lambda b: -len(b[1]))[:max_rows]
     if not blockers:
         raise InputError("no input was proved impossible to add: no counterexample to draw")
     n = xa.shape[1]
-    if image_shape is None:
-        side = math.isqrt(n)
-        if side * side != n:
-            raise InputError(f"inputs of size {n} are not square images: give image_shape")
-        image_shape = (side, side)
+    image_shape = image_shape or square_shape(n)
     if image_shape[0] * image_shape[1] != n:
         raise InputError(f"image_shape {image_shape} does not hold inputs of size {n}")
     cols = 1 + min(per_row, max(len(inputs) for _, inputs in blockers))
@@ -257,7 +262,7 @@ def plot_blockers(
             axes[r, -1].text(1.05, 0.5, f"+{more}", transform=axes[r, -1].transAxes, fontsize=8)
     proved = report.count(Status.FALSIFIED)
     fig.suptitle(
-        f"{proved} inputs proved impossible to add, by {len(report.blockers())} "
+        f"{proved} inputs proved impossible to add, by {len(found)} "
         "counterexamples (red: the point, classified as shown; black: the inputs it keeps out)",
         fontsize=8,
     )
