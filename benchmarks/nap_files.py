@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+
+#: The refined-NAP threshold of rows that do not say theirs (made before rows had ``delta``).
+DELTA = 0.95
+
+
+def row_key(r: dict[str, Any]) -> tuple[str, int, str, float]:
+    """Rows of one network, label, method and refined-NAP threshold replace each other."""
+    return (r["network"], r["label"], r["method"], r.get("delta", DELTA))
 
 
 def checkpoint_name(
@@ -23,20 +32,24 @@ def checkpoint_name(
     retry: float | None = None,
     crown_share: float | None = None,
     crown_fail_share: float | None = None,
+    delta: float = DELTA,
 ) -> str:
-    """The checkpoint file of one learner run (``run_table`` writes it, ``merge`` reads it)."""
+    """The checkpoint file of one learner run (``run_table`` writes it, ``merge`` reads it).
+    A run from another refined NAP than delta 0.95's has its own file."""
     tail = "" if focus is None else f"-f{focus:g}"
     tail += "" if block is None else f"-b{block:g}"
     tail += "" if retry is None else f"-r{retry:g}"
     tail += "" if crown_share is None else f"-c{crown_share:g}"
     tail += "" if crown_fail_share is None else f"-cf{crown_fail_share:g}"
+    tail += "" if delta == DELTA else f"-d{delta:g}"
     return f"{network}-label{label}-{method}-t{timeout:g}{tail}.json"
 
 
 def merge(
     results: Path, parts: list[Path], console: Console, checkpoints: Path | None = None
 ) -> None:
-    """Replace ``results``' rows by the parts' rows of the same network, label and method
+    """Replace ``results``' rows by the parts' rows of the same network, label, method and
+    delta (:func:`row_key`)
     (each stamped with its run's date, command and per-call limit ``timeout_s``); MNIST parts
     also go into ``mnist_runs``. Rows of runs with different limits sit side by side, each
     with its own ``timeout_s`` (rows merged before it existed get their file's limit).
@@ -53,7 +66,7 @@ def merge(
         part = json.loads(path.read_text())
         rows = part.get("rows", [])
         mnist = any(r["network"].startswith("mnist") for r in rows)
-        keys = {(r["network"], r["label"], r["method"]) for r in rows}
+        keys = {row_key(r) for r in rows}
         day = str(part.get("date", ""))[:10]
         cmd = part.get("mnist_command") if mnist else part.get("command")
         timeout = part.get("mnist_timeout_s") if mnist else part.get("timeout_s")
@@ -75,6 +88,7 @@ def merge(
                     r.get("retry_timeout_s"),
                     r.get("crown_share"),
                     r.get("crown_fail_share"),
+                    r.get("delta", DELTA),
                 )
             )
             if ckpt is not None and ckpt.exists():
@@ -87,9 +101,7 @@ def merge(
                 r["checkpoint_unknown"] = sum(v["status"] == "unknown" for v in verdicts)
                 # the verifier's time over every resumed part (wall_s is the last part's)
                 r["checkpoint_verifier_s"] = round(sum(v.get("seconds", 0.0) for v in verdicts), 1)
-        out["rows"] = stamped + [
-            r for r in out["rows"] if (r["network"], r["label"], r["method"]) not in keys
-        ]
+        out["rows"] = stamped + [r for r in out["rows"] if row_key(r) not in keys]
         if mnist:
             limits = {
                 r.get("timeout_s")
