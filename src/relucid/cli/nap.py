@@ -415,6 +415,128 @@ def nap_cover_cmd(
     console.print(f"{rep}{tail}", markup=False, highlight=False)
 
 
+@nap_app.command("bound")
+def nap_bound_cmd(
+    model: Annotated[str, typer.Option(help="Network file, or 'wbc'.")],
+    spec: Annotated[Path, typer.Option(help="A spec written by `relucid nap learn`.")],
+    data: Annotated[str, typer.Option(help="wbc, mnist or .npz: the class's training inputs.")],
+    timeout: TimeoutOpt = 60.0,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Verifier calls of the search (each may add a counterexample); 0: only the "
+            "bound from the inputs and --given."
+        ),
+    ] = 20,
+    given: Annotated[
+        Path | None,
+        typer.Option(
+            help="Counterexamples to start from: a .npz with x (one row each), e.g. from "
+            "`relucid nap cover --counterexamples`."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the spec found here (when one covers more).")
+    ] = None,
+    counterexamples: Annotated[
+        Path | None,
+        typer.Option(help="Write every counterexample the bound rests on to this .npz."),
+    ] = None,
+    backend: BackendOpt = "milp",
+    threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How many of the class's training inputs can *any* specification cover? A bound
+    certified by counterexamples (no NAP that covers more excludes them all), and a search
+    for the spec that reaches it: each round, the largest set the counterexamples allow has
+    its finest NAP verified; FALSIFIED adds a counterexample, VERIFIED is a spec covering
+    that set (optimal when it meets the bound)."""
+    import numpy as np
+    from rich.table import Table
+
+    from relucid.spec import BoundRound, NapSpec, coverage_bound, max_coverage
+    from relucid.spec.coarsen import MILP_DEFAULTS
+    from relucid.spec.data import nap_data
+    from relucid.verify import get_verifier
+
+    try:
+        for path, name in ((given, "--given"), (counterexamples, "--counterexamples")):
+            if path is not None and path.suffix != ".npz":
+                raise fail(f"{name} must name a .npz file, not {path}")
+        if rounds < 0:
+            raise fail(f"--rounds must be 0 or more, not {rounds}")
+        if threads is not None:
+            limit_threads(threads)
+        net = _nap_model(model)
+        s = NapSpec.load(spec)
+        s.check(net)
+        ds = nap_data(data)
+        X = ds.X_train[ds.y_train == s.label]
+        Z = None
+        if given is not None:
+            try:
+                Z = np.load(given)["x"]
+            except (OSError, KeyError, ValueError) as exc:
+                raise fail(f"--given {given}: no array x of counterexamples ({exc})") from exc
+        asked = [0]
+
+        def show(r: BoundRound) -> None:
+            asked[0] += 1
+            if as_json:  # stdout carries the JSON alone; the rounds are in it
+                return
+            err_console.print(
+                f"round {asked[0]}: bound {r.upper}, asked a set of {r.best} "
+                f"-> {r.status.value} ({r.seconds:.1f} s)",
+                highlight=False,
+            )
+
+        with err_console.status("solving the coverage MILP and asking the verifier..."):
+            if rounds == 0:
+                bound = coverage_bound(net, s, X, Z)
+                payload: dict[str, object] = {"spec": str(spec), **bound.to_dict()}
+                text = f"{s}: {bound}; the spec covers {int(s.contains(net, X).sum())}"
+                found, points = None, Z
+            else:
+                rep = max_coverage(
+                    net,
+                    s,
+                    X,
+                    get_verifier(backend, **(MILP_DEFAULTS if backend == "milp" else {})),
+                    timeout,
+                    counterexamples=Z,
+                    rounds=rounds,
+                    on_round=show,
+                )
+                payload = {"spec": str(spec), **rep.to_dict()}
+                text = f"{s}: {rep}"
+                found, points = rep.spec, rep.counterexamples
+        if out is not None and found is not None:
+            found.save(out)
+            text += f"; spec written to {out}"
+        if counterexamples is not None:
+            pts = np.zeros((0, net.input_dim)) if points is None else np.asarray(points)
+            wrong = X[net.forward(X).argmax(axis=1) != s.label]
+            allx = np.concatenate([wrong, pts.reshape(-1, net.input_dim)])
+            np.savez(counterexamples, x=allx, predicted=net.forward(allx).argmax(axis=1))
+    except RelucidError as exc:
+        raise fail(str(exc)) from exc
+    if out is not None:
+        payload["out"] = str(out) if found is not None else None
+    if as_json:
+        report_out(payload, "", as_json)
+        return
+    if rounds:
+        table = Table(title=f"{s}: the search")
+        for col in ("round", "bound", "set asked", "|P| asked", "verdict", "seconds"):
+            table.add_column(col, justify="left" if col == "verdict" else "right")
+        for k, r in enumerate(rep.rounds, 1):
+            table.add_row(
+                str(k), str(r.upper), str(r.best), str(r.size), r.status.value, f"{r.seconds:.1f}"
+            )
+        console.print(table)
+    console.print(text, markup=False, highlight=False)
+
+
 def _save_blockers(
     path: Path, blockers: Sequence[tuple[object, list[int]]], net: ReluNetwork
 ) -> None:

@@ -9,6 +9,9 @@ Paper: minimal-neural-specifications, sections 2-4.
 * :mod:`~relucid.spec.cover`: :func:`grow_coverage`, which asks for each input a spec leaves
   out whether any specification covers it with the rest (FALSIFIED is a proof that none does)
   and grows the spec where one does; :func:`finest_nap`;
+* :mod:`~relucid.spec.bound`: :func:`coverage_bound`, an upper bound on the inputs *any*
+  specification of the class covers, certified by counterexamples (a small MILP), and
+  :func:`max_coverage`, the counterexample-guided search for the spec that covers most;
 * :mod:`~relucid.spec.implied`: the implied pass (:func:`drop_implied`): free the neurons
   whose state the rest of a NAP implies (same region), and :func:`verify_spec`, which
   re-verifies a learned spec by that certificate;
@@ -21,6 +24,7 @@ Paper: minimal-neural-specifications, sections 2-4.
   :func:`plot_blockers`, the counterexamples behind ``nap cover``'s proofs as images.
 """
 
+from relucid.spec.bound import BoundRound, CoverBound, MaxCoverReport, coverage_bound, max_coverage
 from relucid.spec.coarsen import (
     METHODS,
     NapLearner,
@@ -55,10 +59,13 @@ from relucid.spec.plot import plot_blockers, plot_nap
 __all__ = [
     "EXECUTORS",
     "METHODS",
+    "BoundRound",
+    "CoverBound",
     "CoverReport",
     "CoverStep",
     "Executor",
     "ImpliedPass",
+    "MaxCoverReport",
     "MonitorReport",
     "NapLearner",
     "NapMonitor",
@@ -70,6 +77,7 @@ __all__ = [
     "VerdictCache",
     "VolumeEstimate",
     "coarsen",
+    "coverage_bound",
     "drop_implied",
     "estimate_volume",
     "finest_nap",
@@ -77,6 +85,7 @@ __all__ = [
     "grow_coverage",
     "largest_verified_ball",
     "make_executor",
+    "max_coverage",
     "nap_key",
     "opt_adv_prune",
     "plot_blockers",
