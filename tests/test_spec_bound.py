@@ -144,7 +144,8 @@ def test_cli_bound(tmp_path: Path) -> None:
     # the saved points are counterexamples, the misclassified inputs among them
     saved = np.load(cex)
     free = best.with_nap(np.full(best.nap.shape, -1, dtype=np.int8)).query(net)
-    assert len(saved["x"]) == payload["counterexamples"]
+    assert len(saved["x"]) == payload["misclassified"] + payload["points"]
+    assert payload["counterexamples"] <= len(saved["x"])  # one constraint per pattern
     assert all(free.violated_by(net, z) for z in saved["x"])
     # the bound alone, from those points: no verifier call, the same bound
     text = runner.invoke(app, [*args, "--rounds", "0", "--given", str(cex)])

@@ -516,7 +516,7 @@ def nap_bound_cmd(
         if counterexamples is not None:
             pts = np.zeros((0, net.input_dim)) if points is None else np.asarray(points)
             wrong = X[net.forward(X).argmax(axis=1) != s.label]
-            allx = np.concatenate([wrong, pts.reshape(-1, net.input_dim)])
+            allx = np.unique(np.concatenate([wrong, pts.reshape(-1, net.input_dim)]), axis=0)
             np.savez(counterexamples, x=allx, predicted=net.forward(allx).argmax(axis=1))
     except RelucidError as exc:
         raise fail(str(exc)) from exc

@@ -75,8 +75,9 @@ class CoverBound:
     ``total`` inputs. ``best``: a set of that size allowed by the counterexamples (the MILP's
     best solution; ``None`` when the solver stopped without one), which a specification may or
     may not cover. ``lower``: the feasible set size the model was pruned with. ``exact``: the
-    MILP was solved to optimality (else ``upper`` is its dual bound). ``counterexamples``: how
-    many points the bound rests on, ``misclassified`` of them inputs themselves.
+    MILP was solved to optimality (else ``upper`` is its dual bound). ``counterexamples``: the
+    distinct activation patterns the bound rests on (one constraint each), from the
+    ``misclassified`` inputs and ``points`` other counterexamples.
     """
 
     upper: int
@@ -86,6 +87,7 @@ class CoverBound:
     exact: bool
     counterexamples: int
     misclassified: int
+    points: int
     options: int
     seconds: float
 
@@ -99,6 +101,7 @@ class CoverBound:
             "exact": self.exact,
             "counterexamples": self.counterexamples,
             "misclassified": self.misclassified,
+            "points": self.points,
             "options": self.options,
             "seconds": round(self.seconds, 3),
         }
@@ -107,7 +110,8 @@ class CoverBound:
         return (
             f"no specification covers more than {self.upper} of these {self.total} inputs "
             f"({self.upper / self.total:.2%}); certified by {self.counterexamples} "
-            f"counterexamples ({self.misclassified} of them misclassified inputs)"
+            f"counterexample patterns (from {self.misclassified} misclassified inputs and "
+            f"{self.points} other points)"
         )
 
 
@@ -154,7 +158,7 @@ def _as_points(net: ReluNetwork, counterexamples: ArrayLike | None) -> FloatArra
     )
     if Z.size and Z.shape[1] != net.input_dim:
         raise InputError(f"counterexamples must be (k, {net.input_dim}), got {Z.shape}")
-    return Z
+    return np.unique(Z, axis=0) if len(Z) else Z
 
 
 def _patterns(
@@ -183,7 +187,7 @@ def _largest_set(
     was solved to optimality, and the number of neuron options."""
     N = on.shape[0]
     if not states:
-        return N, np.ones(N, dtype=bool), True, 0
+        return N, np.ones(N, dtype=bool), True, 0  # nothing to keep out
     # options: (counterexample, the inputs its neuron n excludes), at most N - lower of them
     opts: list[tuple[int, NDArray[np.intp]]] = []
     for k, q in enumerate(states):
@@ -263,7 +267,8 @@ def coverage_bound(
     xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
     if xa.shape[0] == 0 or xa.shape[1] != net.input_dim:
         raise InputError(f"give the class's inputs as (N, {net.input_dim}), got {xa.shape}")
-    on, states, wrong = _patterns(net, spec, xa, _as_points(net, counterexamples))
+    Z = _as_points(net, counterexamples)
+    on, states, wrong = _patterns(net, spec, xa, Z)
     lower = _lower(on, states, spec.contains(net, xa))
     upper, best, exact, options = _largest_set(on, states, lower, time_limit)
     return CoverBound(
@@ -274,6 +279,7 @@ def coverage_bound(
         exact,
         len(states),
         wrong,
+        len(Z),
         options,
         time.perf_counter() - t0,
     )
@@ -442,6 +448,7 @@ def max_coverage(
         exact,
         len(states),
         wrong,
+        len(Z),
         options,
         time.perf_counter() - t0,
     )
