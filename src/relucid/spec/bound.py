@@ -263,11 +263,7 @@ def coverage_bound(
     network misclassifies. The spec's own covered set prunes the model when it is allowed
     (see the module notes); ``time_limit``: seconds for the MILP (its dual bound then)."""
     t0 = time.perf_counter()
-    spec.check(net)
-    xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    if xa.shape[0] == 0 or xa.shape[1] != net.input_dim:
-        raise InputError(f"give the class's inputs as (N, {net.input_dim}), got {xa.shape}")
-    Z = _as_points(net, counterexamples)
+    xa, Z = _inputs(net, spec, X, counterexamples)
     on, states, wrong = _patterns(net, spec, xa, Z)
     lower = _lower(on, states, spec.contains(net, xa))
     upper, best, exact, options = _largest_set(on, states, lower, time_limit)
@@ -283,6 +279,17 @@ def coverage_bound(
         options,
         time.perf_counter() - t0,
     )
+
+
+def _inputs(
+    net: ReluNetwork, spec: NapSpec, X: ArrayLike, counterexamples: ArrayLike | None
+) -> tuple[FloatArray, FloatArray]:
+    """The class's inputs and the distinct counterexamples, their shapes checked."""
+    spec.check(net)
+    xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    if xa.shape[0] == 0 or xa.shape[1] != net.input_dim:
+        raise InputError(f"give the class's inputs as (N, {net.input_dim}), got {xa.shape}")
+    return xa, _as_points(net, counterexamples)
 
 
 def _lower(on: BoolArray, states: list[BoolArray], own: BoolArray) -> int:
@@ -382,20 +389,18 @@ def max_coverage(
     t0 = time.perf_counter()
     if rounds < 1:
         raise InputError(f"rounds must be at least 1, got {rounds}")
-    xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    Z = _as_points(net, counterexamples)
-    first = coverage_bound(net, spec, xa, Z, time_limit=milp_time_limit)  # checks the inputs
+    xa, Z = _inputs(net, spec, X, counterexamples)
+    on, states, wrong = _patterns(net, spec, xa, Z)
     query = spec.query(net)
     if any(query.violated_by(net, z) for z in (*xa, *Z)):
         raise InputError(
             "the spec given is no specification: a point it contains (an input, or a "
             "counterexample given) is not classified as its label"
         )
-    on, states, wrong = _patterns(net, spec, xa, Z)
     own = spec.contains(net, xa)
     covered = int(own.sum())
-    lower = first.lower
-    upper, best, exact, options = first.upper, first.best, first.exact, first.options
+    lower = _lower(on, states, own)
+    upper, best, exact, options = _largest_set(on, states, lower, milp_time_limit)
     found: NapSpec | None = None
     log: list[BoundRound] = []
     for _ in range(rounds):
