@@ -24,13 +24,11 @@ already there for the same spec is replaced, others kept).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from nap_files import write_rows  # benchmarks/ is on the path as the script's folder
 from rich.console import Console
 from rich.table import Table
 
@@ -152,26 +150,7 @@ def main() -> None:
         + f" --cover-timeout {args.cover_timeout:g} --timeout {args.timeout:g}"
         + f" --rounds {args.rounds}"
     )
-    date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    for r in rows:  # rows of earlier runs are kept, each with its own command
-        r["command"], r["date"] = command, date
-    names = {r["spec"] for r in rows}
-    if args.out.is_file():
-        kept = json.loads(args.out.read_text())["rows"]
-        rows = [r for r in kept if r["spec"] not in names] + rows
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
-                f"{platform.python_version()}",
-                "date": date,
-                "command": command,
-                "rows": rows,
-            },
-            indent=1,
-        )
-        + "\n"
-    )
+    write_rows(args.out, rows, command, key=lambda r: r["spec"])
 
 
 if __name__ == "__main__":

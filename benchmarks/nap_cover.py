@@ -27,12 +27,10 @@ joined) can cover, every input proved impossible to add being out.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import time
 from pathlib import Path
 
+from nap_files import write_rows  # benchmarks/ is on the path as the script's folder
 from rich.console import Console
 from rich.table import Table
 
@@ -197,26 +195,7 @@ def main() -> None:
             f" --coarsen-focus-timeout {args.coarsen_focus_timeout}"
         )
     )
-    date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    for r in rows:  # rows of earlier runs are kept, each with its own command
-        r["command"], r["date"] = command, date
-    names = {(r["spec"], r["timeout_s"]) for r in rows}
-    if args.out.is_file():
-        kept = json.loads(args.out.read_text())["rows"]
-        rows = [r for r in kept if (r["spec"], r["timeout_s"]) not in names] + rows
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
-                f"{platform.python_version()}",
-                "date": date,
-                "command": command,
-                "rows": rows,
-            },
-            indent=1,
-        )
-        + "\n"
-    )
+    write_rows(args.out, rows, command, key=lambda r: (r["spec"], r["timeout_s"]))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ other runs' rows into the results file (:func:`merge`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import platform
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +118,25 @@ def merge(
     out["mnist_runs"] = runs
     results.write_text(json.dumps(out, indent=1) + "\n")
     console.print(f"wrote {results}")
+
+
+def write_rows(
+    out: Path, rows: list[dict[str, Any]], command: str, key: Callable[[dict[str, Any]], Hashable]
+) -> None:
+    """Write a run's rows to ``out`` (``machine``, ``date``, ``command``, ``rows``), each row
+    stamped with the run's command and date; rows of earlier runs with another ``key`` are
+    kept, each with its own command."""
+    date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for r in rows:
+        r["command"], r["date"] = command, date
+    names = {key(r) for r in rows}
+    if out.is_file():
+        rows = [r for r in json.loads(out.read_text())["rows"] if key(r) not in names] + rows
+    machine = f"{platform.node()} ({platform.processor() or platform.machine()})"
+    payload = {
+        "machine": f"{machine}, {platform.python_version()}",
+        "date": date,
+        "command": command,
+        "rows": rows,
+    }
+    out.write_text(json.dumps(payload, indent=1) + "\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-from nap_files import checkpoint_name, merge
+from nap_files import checkpoint_name, merge, write_rows
 
 
 def _row(delta: float | None, size: int) -> dict[str, object]:
@@ -45,3 +45,15 @@ def test_a_run_from_another_delta_has_its_own_checkpoint() -> None:
     default = checkpoint_name("n", 0, "coarsen", 1.0, None)
     assert checkpoint_name("n", 0, "coarsen", 1.0, None, delta=0.95) == default
     assert checkpoint_name("n", 0, "coarsen", 1.0, None, delta=0.99) != default
+
+
+def test_write_rows_replaces_rows_of_the_same_key_and_keeps_the_others(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    first: list[dict[str, object]] = [{"spec": "a", "v": 1}, {"spec": "b", "v": 2}]
+    write_rows(out, first, "run 1", key=lambda r: r["spec"])
+    write_rows(out, [{"spec": "b", "v": 3}], "run 2", key=lambda r: r["spec"])
+    saved = json.loads(out.read_text())
+    assert saved["command"] == "run 2" and {"machine", "date"} <= saved.keys()
+    by = {r["spec"]: r for r in saved["rows"]}
+    assert by["a"]["v"] == 1 and by["a"]["command"] == "run 1"
+    assert by["b"]["v"] == 3 and by["b"]["command"] == "run 2" and len(saved["rows"]) == 2

@@ -266,16 +266,30 @@ def coverage_bound(
     xa, Z = _inputs(net, spec, X, counterexamples)
     on, states, wrong = _patterns(net, spec, xa, Z)
     lower = _lower(on, states, spec.contains(net, xa))
-    upper, best, exact, options = _largest_set(on, states, lower, time_limit)
+    solved = _largest_set(on, states, lower, time_limit)
+    return _bound(solved, len(xa), lower, states, wrong, len(Z), t0)
+
+
+def _bound(
+    solved: tuple[int, BoolArray | None, bool, int],
+    total: int,
+    lower: int,
+    states: list[BoolArray],
+    wrong: int,
+    points: int,
+    t0: float,
+) -> CoverBound:
+    """The report of one solve of :func:`_largest_set` (``t0``: when the work began)."""
+    upper, best, exact, options = solved
     return CoverBound(
         upper,
-        xa.shape[0],
+        total,
         best,
         lower,
         exact,
         len(states),
         wrong,
-        len(Z),
+        points,
         options,
         time.perf_counter() - t0,
     )
@@ -400,11 +414,11 @@ def max_coverage(
     own = spec.contains(net, xa)
     covered = int(own.sum())
     lower = _lower(on, states, own)
-    upper, best, exact, options = _largest_set(on, states, lower, milp_time_limit)
+    solved = _largest_set(on, states, lower, milp_time_limit)
     found: NapSpec | None = None
     log: list[BoundRound] = []
     for _ in range(rounds):
-        ask = best
+        upper, ask = solved[0], solved[1]
         if ask is None or int(ask.sum()) <= covered:
             break  # no set larger than the best spec's is left to ask about
         nap = _finest(on[ask])
@@ -440,21 +454,10 @@ def max_coverage(
             Z = np.vstack([Z, res.counterexample[None, :]])
             states.append(_states(net, res.counterexample[None, :])[0])
             lower = _lower(on, states, own)  # a set the new point allows, to prune with
-            upper, best, exact, options = _largest_set(on, states, lower, milp_time_limit)
+            solved = _largest_set(on, states, lower, milp_time_limit)
         else:
             # UNKNOWN: stop. Asking another set instead would mean excluding every set whose
             # finest NAP is this one (thousands of them on a small network), not this set.
             break
-    bound = CoverBound(
-        upper,
-        xa.shape[0],
-        best,
-        lower,
-        exact,
-        len(states),
-        wrong,
-        len(Z),
-        options,
-        time.perf_counter() - t0,
-    )
+    bound = _bound(solved, len(xa), lower, states, wrong, len(Z), t0)
     return MaxCoverReport(bound, found, covered, Z, log, time.perf_counter() - t0)
