@@ -14,8 +14,11 @@ satisfy
 
     for every z in Z there is a neuron n such that no x in S agrees with z on n.
 
-An input the network misclassifies is its own counterexample. :func:`coverage_bound` finds
-the largest ``S`` with that property as a small MILP (HiGHS):
+(A state is whether the neuron's pre-activation is positive. A counterexample whose
+pre-activation is exactly 0 at a neuron obeys both fixed states there, so the model may let
+that neuron keep it out although it cannot: the model is then looser, and still a bound.)
+An input the network misclassifies is its own counterexample.
+:func:`coverage_bound` finds the largest ``S`` with that property as a small MILP (HiGHS):
 
     maximise sum_i s_i
     s.t.     sum_n y_zn >= 1                   for each z in Z
