@@ -152,6 +152,9 @@ def test_cli_bound(tmp_path: Path) -> None:
     assert text.exit_code == 0, text.output
     said = " ".join(text.output.split())
     assert f"no specification covers more than {max(found)} of these {len(rows)}" in said
+    shown = runner.invoke(app, [*args, "--out", str(out)])
+    assert shown.exit_code == 0 and "round 1:" in shown.output
+    assert f"nap learn --start {out}" in " ".join(shown.output.split())
     for bad, message in (
         (["--given", str(tmp_path / "cex.txt")], "must name a .npz file"),
         (["--rounds", "-1"], "0 or more"),

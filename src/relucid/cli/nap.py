@@ -512,7 +512,10 @@ def nap_bound_cmd(
                 found, points = rep.spec, rep.counterexamples
         if out is not None and found is not None:
             found.save(out)
-            text += f"; spec written to {out}"
+            text += (
+                f"; spec written to {out} (the finest NAP of its inputs, not minimal: "
+                f"`relucid nap learn --start {out}` coarsens it and keeps them)"
+            )
         if counterexamples is not None:
             pts = np.zeros((0, net.input_dim)) if points is None else np.asarray(points)
             wrong = X[net.forward(X).argmax(axis=1) != s.label]
