@@ -17,8 +17,8 @@ the specs were mined from. The rows say which is above the bound.
     python benchmarks/nap_bound.py SPEC.json [SPEC.json ...] [--cover-timeout 15]
         [--timeout 30] [--rounds 40]
 
-Prints a table and writes ``benchmarks/results/nap_bound.json`` (one row per spec; a row
-already there for the same spec is replaced, others kept).
+Prints a table and writes ``benchmarks/results/nap_bound.json`` (one row per spec and search
+time limit; a row already there for the same spec and limit is replaced, others kept).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main() -> None:
         + f" --cover-timeout {args.cover_timeout:g} --timeout {args.timeout:g}"
         + f" --rounds {args.rounds}"
     )
-    write_rows(args.out, rows, command, key=lambda r: r["spec"])
+    write_rows(args.out, rows, command, key=lambda r: (r["spec"], r["timeout_s"]))
 
 
 if __name__ == "__main__":
