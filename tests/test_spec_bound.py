@@ -105,6 +105,10 @@ def test_a_point_classified_as_the_label_is_refused_as_a_counterexample() -> Non
     right = rows[net.forward(rows).argmax(1) == 1][:1]
     with pytest.raises(InputError, match="no counterexample"):
         coverage_bound(net, spec, rows, right)
+    other = X[(y == 0) & (net.forward(X).argmax(1) == 0)][:1]  # a point of another class
+    with pytest.raises(InputError, match="counterexample 2 is no counterexample"):
+        coverage_bound(net, spec, rows, np.vstack([other, other, right]))  # row as given
+    assert coverage_bound(net, spec, rows, np.vstack([other, other])).points == 1
     with pytest.raises(InputError, match="outside the spec's domain"):
         coverage_bound(net, spec, rows, np.full((1, 2), 1e6))
     with pytest.raises(InputError, match="counterexamples must be"):

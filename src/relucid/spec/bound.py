@@ -122,18 +122,10 @@ def _states(net: ReluNetwork, X: FloatArray) -> BoolArray:
     return np.concatenate(net.pre_activations(X), axis=1) > 0
 
 
-def _check_counterexamples(
-    net: ReluNetwork, spec: NapSpec, Z: FloatArray
-) -> NapQuery:  # the all-free query: obeyed by every point of the domain
-    free = spec.with_nap(np.full(spec.nap.shape, -1, dtype=np.int8))
-    query = free.query(net)
-    for k, z in enumerate(Z):
-        if not query.violated_by(net, z):
-            raise InputError(
-                f"counterexample {k} is no counterexample: it lies outside the spec's domain, "
-                f"or the network classifies it as {spec.label}"
-            )
-    return query
+def _free_query(net: ReluNetwork, spec: NapSpec) -> NapQuery:
+    """The query of the NAP with every neuron free: every point of the domain obeys it, so
+    it replays any counterexample of the class."""
+    return spec.with_nap(np.full(spec.nap.shape, -1, dtype=np.int8)).query(net)
 
 
 def _feasible(on: BoolArray, states: list[BoolArray], S: BoolArray) -> bool:
@@ -161,7 +153,7 @@ def _as_points(net: ReluNetwork, counterexamples: ArrayLike | None) -> FloatArra
     )
     if Z.size and Z.shape[1] != net.input_dim:
         raise InputError(f"counterexamples must be (k, {net.input_dim}), got {Z.shape}")
-    return np.unique(Z, axis=0) if len(Z) else Z
+    return Z
 
 
 def _patterns(
@@ -169,7 +161,7 @@ def _patterns(
 ) -> tuple[BoolArray, list[BoolArray], int]:
     """The inputs' activation states, the distinct states of the counterexamples (the
     misclassified inputs first; each point checked), and how many inputs are misclassified."""
-    query = _check_counterexamples(net, spec, Z)
+    query = _free_query(net, spec)
     wrong = np.array([query.violated_by(net, x) for x in xa], dtype=bool)
     on = _states(net, xa)
     states: list[BoolArray] = []
@@ -301,12 +293,22 @@ def _bound(
 def _inputs(
     net: ReluNetwork, spec: NapSpec, X: ArrayLike, counterexamples: ArrayLike | None
 ) -> tuple[FloatArray, FloatArray]:
-    """The class's inputs and the distinct counterexamples, their shapes checked."""
+    """The class's inputs and the distinct counterexamples, their shapes checked and each
+    point replayed (the error names the first that is none, by its row as given)."""
     spec.check(net)
     xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
     if xa.shape[0] == 0 or xa.shape[1] != net.input_dim:
         raise InputError(f"give the class's inputs as (N, {net.input_dim}), got {xa.shape}")
-    return xa, _as_points(net, counterexamples)
+    Z = _as_points(net, counterexamples)
+    query = _free_query(net, spec)
+    for k, z in enumerate(Z):
+        if not query.violated_by(net, z):
+            raise InputError(
+                f"counterexample {k} is no counterexample: it lies outside the spec's domain, "
+                f"or the network classifies it as {spec.label}"
+            )
+    _, first = np.unique(Z, axis=0, return_index=True) if len(Z) else (None, np.zeros(0, int))
+    return xa, Z[np.sort(first)]
 
 
 def _lower(on: BoolArray, states: list[BoolArray], own: BoolArray) -> int:
