@@ -518,7 +518,8 @@ def nap_bound_cmd(
             )
         if counterexamples is not None:
             pts = np.zeros((0, net.input_dim)) if points is None else np.asarray(points)
-            wrong = X[net.forward(X).argmax(axis=1) != s.label]
+            free = s.with_nap(np.full(s.nap.shape, -1, dtype=np.int8)).query(net)
+            wrong = X[[free.violated_by(net, x) for x in X]]  # the bound's own test
             allx = np.unique(np.concatenate([wrong, pts.reshape(-1, net.input_dim)]), axis=0)
             np.savez(counterexamples, x=allx, predicted=net.forward(allx).argmax(axis=1))
     except RelucidError as exc:
