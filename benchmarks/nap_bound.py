@@ -15,7 +15,10 @@ is on the 60,000 MNIST training images; ours are the 7,000-image split of the te
 the specs were mined from. The rows say which is above the bound.
 
     python benchmarks/nap_bound.py SPEC.json [SPEC.json ...] [--cover-timeout 15]
-        [--timeout 30] [--rounds 40]
+        [--timeout 30] [--rounds 40] [--wbc]
+
+``--wbc`` adds the seeded WBC 4x32 network (seed 0, as in ``benchmarks/nap.py``): a group
+COARSEN spec is learned here for each label (30 s a call), then bounded the same way.
 
 Prints a table and writes ``benchmarks/results/nap_bound.json`` (one row per spec and search
 time limit; a row already there for the same spec and limit is replaced, others kept).
@@ -26,14 +29,17 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from nap_files import write_rows  # benchmarks/ is on the path as the script's folder
 from rich.console import Console
 from rich.table import Table
 
+from relucid import ReluNetwork
+from relucid.datasets import wbc_network
 from relucid.io import data_dir, load_onnx
-from relucid.spec import NapSpec, grow_coverage, max_coverage
+from relucid.spec import NapLearner, NapSpec, grow_coverage, max_coverage
 from relucid.spec.coarsen import MILP_DEFAULTS
 from relucid.spec.data import nap_data
 from relucid.threads import limit_threads
@@ -44,87 +50,113 @@ RESULTS = Path(__file__).parent / "results" / "nap_bound.json"
 PAPER_TRAIN_PCT = {0: 98.68, 1: 98.90, 4: 98.51}
 
 
+def bound_row(
+    net: ReluNetwork,
+    spec: NapSpec,
+    X: np.ndarray,
+    name: str,
+    args: argparse.Namespace,
+    console: Console,
+    paper: dict[int, float],
+) -> dict[str, Any]:
+    """One spec's row: ``nap cover``'s counterexamples, then the search from them."""
+    c = spec.label
+    t = time.perf_counter()
+    cover = grow_coverage(net, spec, X, MilpVerifier(**MILP_DEFAULTS), args.cover_timeout)
+    cover_s = time.perf_counter() - t
+    given = [x for x, _ in cover.blockers()]
+    console.print(f"{name}: {cover}", markup=False)
+
+    def show(r: object) -> None:
+        console.print(f"{name}: {r}", markup=False)
+
+    t = time.perf_counter()
+    rep = max_coverage(
+        net,
+        spec,
+        X,
+        MilpVerifier(**MILP_DEFAULTS),
+        args.timeout,
+        counterexamples=np.array(given) if given else None,
+        rounds=args.rounds,
+        on_round=show,
+    )
+    search_s = time.perf_counter() - t
+    console.print(f"{name}: {rep}", markup=False)
+    # the certificate, replayed independently of the search: each point is a
+    # counterexample of the class on the domain
+    free = spec.with_nap(np.full(spec.nap.shape, -1, dtype=np.int8)).query(net)
+    replayed = all(free.violated_by(net, z) for z in rep.counterexamples)
+    assert replayed, "a point the bound rests on is no counterexample"
+    classified = int((net.forward(X).argmax(1) == c).sum())
+    b = rep.bound
+    return {
+        "spec": name,
+        "label": c,
+        "spec_size": spec.size,
+        "inputs": len(X),
+        "classified": classified,
+        "classified_pct": round(100 * classified / len(X), 2),
+        "covered": rep.covered,
+        "covered_pct": round(100 * rep.covered / len(X), 2),
+        "cover_at_most": cover.at_most,
+        "upper": b.upper,
+        "upper_pct": round(100 * b.upper / len(X), 2),
+        "gap": b.upper - rep.covered,
+        "optimal": rep.optimal,
+        "found_size": None if rep.spec is None else rep.spec.size,
+        "paper_train_pct": paper.get(c),
+        "paper_above_upper": None if c not in paper else paper[c] > 100 * b.upper / len(X),
+        "counterexamples": b.counterexamples,
+        "misclassified": b.misclassified,
+        "from_cover": len(given),
+        "rounds": len(rep.rounds),
+        "last_round": None if not rep.rounds else rep.rounds[-1].status.value,
+        "milp_exact": b.exact,
+        "cover_timeout_s": args.cover_timeout,
+        "timeout_s": args.timeout,
+        "cover_s": round(cover_s, 1),
+        "search_s": round(search_s, 1),
+        "replayed": replayed,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("spec", type=Path, nargs="+", help="Learned mnist-256x4 specs.")
+    ap.add_argument("spec", type=Path, nargs="*", help="Learned mnist-256x4 specs.")
     ap.add_argument("--cover-timeout", type=float, default=15.0, help="Seconds per question.")
     ap.add_argument("--timeout", type=float, default=30.0, help="Seconds per search call.")
     ap.add_argument("--rounds", type=int, default=40, help="Search calls at most.")
+    ap.add_argument(
+        "--wbc",
+        action="store_true",
+        help="Also the seeded WBC 4x32 network: group COARSEN specs for labels 0 and 1, "
+        "learned here (30 s a call).",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    if not args.spec and not args.wbc:
+        ap.error("give mnist-256x4 specs, or --wbc")
     limit_threads(1)  # torch and BLAS: it runs beside other benchmarks
-    net = load_onnx(data_dir() / "mnistfc" / "mnist-net_256x4.onnx")
-    d = nap_data("mnist")
     console = Console(width=160)
     rows = []
+    if args.wbc:
+        wbc, _ = wbc_network(random_state=0)
+        w = nap_data("wbc", random_state=0)
+        for c in (0, 1):
+            learner = NapLearner("group", timeout=30.0).fit(wbc, w.X_train, w.y_train, c)
+            name = f"wbc-4x32-label{c}-group"
+            X = w.X_train[w.y_train == c]
+            rows.append(bound_row(wbc, learner.spec_, X, name, args, console, {}))
+    if args.spec:
+        net = load_onnx(data_dir() / "mnistfc" / "mnist-net_256x4.onnx")
+        d = nap_data("mnist")
     for path in args.spec:
         spec = NapSpec.load(path)
         spec.check(net)
-        c = spec.label
-        X = d.X_train[d.y_train == c]
-        t = time.perf_counter()
-        cover = grow_coverage(net, spec, X, MilpVerifier(**MILP_DEFAULTS), args.cover_timeout)
-        cover_s = time.perf_counter() - t
-        given = [x for x, _ in cover.blockers()]
-        console.print(f"{path.stem}: {cover}", markup=False)
-
-        def show(r: object, name: str = path.stem) -> None:
-            console.print(f"{name}: {r}", markup=False)
-
-        t = time.perf_counter()
-        rep = max_coverage(
-            net,
-            spec,
-            X,
-            MilpVerifier(**MILP_DEFAULTS),
-            args.timeout,
-            counterexamples=np.array(given) if given else None,
-            rounds=args.rounds,
-            on_round=show,
-        )
-        search_s = time.perf_counter() - t
-        console.print(f"{path.stem}: {rep}", markup=False)
-        # the certificate, replayed independently of the search: each point is a
-        # counterexample of the class on the domain
-        free = spec.with_nap(np.full(spec.nap.shape, -1, dtype=np.int8)).query(net)
-        replayed = all(free.violated_by(net, z) for z in rep.counterexamples)
-        assert replayed, "a point the bound rests on is no counterexample"
-        classified = int((net.forward(X).argmax(1) == c).sum())
-        b = rep.bound
-        rows.append(
-            {
-                "spec": path.name,
-                "label": c,
-                "spec_size": spec.size,
-                "inputs": len(X),
-                "classified": classified,
-                "classified_pct": round(100 * classified / len(X), 2),
-                "covered": rep.covered,
-                "covered_pct": round(100 * rep.covered / len(X), 2),
-                "cover_at_most": cover.at_most,
-                "upper": b.upper,
-                "upper_pct": round(100 * b.upper / len(X), 2),
-                "gap": b.upper - rep.covered,
-                "optimal": rep.optimal,
-                "found_size": None if rep.spec is None else rep.spec.size,
-                "paper_train_pct": PAPER_TRAIN_PCT.get(c),
-                "paper_above_upper": None
-                if c not in PAPER_TRAIN_PCT
-                else PAPER_TRAIN_PCT[c] > 100 * b.upper / len(X),
-                "counterexamples": b.counterexamples,
-                "misclassified": b.misclassified,
-                "from_cover": len(given),
-                "rounds": len(rep.rounds),
-                "last_round": None if not rep.rounds else rep.rounds[-1].status.value,
-                "milp_exact": b.exact,
-                "cover_timeout_s": args.cover_timeout,
-                "timeout_s": args.timeout,
-                "cover_s": round(cover_s, 1),
-                "search_s": round(search_s, 1),
-                "replayed": replayed,
-            }
-        )
-    table = Table(title="mnist-256x4: training inputs any specification can cover")
+        X = d.X_train[d.y_train == spec.label]
+        rows.append(bound_row(net, spec, X, path.name, args, console, PAPER_TRAIN_PCT))
+    table = Table(title="Training inputs any specification can cover")
     cols = (
         "label",
         "inputs",
@@ -144,11 +176,14 @@ def main() -> None:
     for r in rows:
         table.add_row(*(str(r[col]) for col in cols))
     console.print(table)
-    command = (
-        "python benchmarks/nap_bound.py "
-        + " ".join(str(p) for p in args.spec)
-        + f" --cover-timeout {args.cover_timeout:g} --timeout {args.timeout:g}"
-        + f" --rounds {args.rounds}"
+    command = " ".join(
+        [
+            "python benchmarks/nap_bound.py",
+            *(str(p) for p in args.spec),
+            *(["--wbc"] if args.wbc else []),
+            f"--cover-timeout {args.cover_timeout:g} --timeout {args.timeout:g}",
+            f"--rounds {args.rounds}",
+        ]
     )
     write_rows(args.out, rows, command, key=lambda r: (r["spec"], r["timeout_s"]))
 
