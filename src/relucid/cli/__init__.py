@@ -1,8 +1,8 @@
 """The ``relucid`` command line: a thin layer over the public API (no algorithm lives here).
 
 One module per command group: :mod:`~relucid.cli.explain`, :mod:`~relucid.cli.guard`,
-:mod:`~relucid.cli.verify` and :mod:`~relucid.cli.nap`; :mod:`~relucid.cli.common` holds
-what they share.
+:mod:`~relucid.cli.verify` and :mod:`~relucid.cli.nap` (with :mod:`~relucid.cli.nap_cover`
+for ``nap cover`` and ``nap bound``); :mod:`~relucid.cli.common` holds what they share.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from relucid.cli.common import console
 from relucid.cli.explain import explain_app
 from relucid.cli.guard import guard_app
 from relucid.cli.nap import nap_app
+from relucid.cli.nap_cover import nap_bound_cmd, nap_cover_cmd  # they join nap_app
 from relucid.cli.verify import verify_app
+
+__all__ = ["app", "main", "nap_bound_cmd", "nap_cover_cmd"]
 
 app = typer.Typer(
     help="relucid: explain, specify and enforce ReLU classifiers.",
