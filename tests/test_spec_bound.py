@@ -14,7 +14,7 @@ from sklearn.datasets import make_blobs
 from relucid import ReluNetwork
 from relucid.domain import Box
 from relucid.errors import InputError
-from relucid.spec import NapSpec, coverage_bound, max_coverage, refined_nap
+from relucid.spec import NapSpec, coverage_bound, max_coverage, misclassified, refined_nap
 from relucid.training import TrainConfig, train_relu_classifier
 from relucid.verify import MilpVerifier, NapQuery, Status, VerifyResult
 
@@ -79,6 +79,7 @@ def test_the_bound_holds_for_every_nap_and_the_search_reaches_the_best(
     plain = coverage_bound(net, template, rows)
     wrong = int((net.forward(rows).argmax(1) != label).sum())
     assert plain.misclassified == wrong and plain.upper <= rows.shape[0] - wrong
+    assert int(misclassified(net, template, rows).sum()) == wrong
 
 
 def test_an_undecided_nap_ends_the_search_with_the_bound_so_far() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from numpy.typing import ArrayLike
 
 from relucid.cli.common import (
     BackendOpt,
@@ -184,7 +185,7 @@ def nap_bound_cmd(
     import numpy as np
     from rich.table import Table
 
-    from relucid.spec import BoundRound, NapSpec, coverage_bound, max_coverage
+    from relucid.spec import BoundRound, NapSpec, coverage_bound, max_coverage, misclassified
     from relucid.spec.coarsen import MILP_DEFAULTS
     from relucid.spec.data import nap_data
     from relucid.verify import get_verifier
@@ -248,10 +249,9 @@ def nap_bound_cmd(
             )
         if counterexamples is not None:
             pts = np.zeros((0, net.input_dim)) if points is None else np.asarray(points)
-            free = s.with_nap(np.full(s.nap.shape, -1, dtype=np.int8)).query(net)
-            wrong = X[[free.violated_by(net, x) for x in X]]  # the bound's own test
+            wrong = X[misclassified(net, s, X)]  # the bound's own test
             allx = np.unique(np.concatenate([wrong, pts.reshape(-1, net.input_dim)]), axis=0)
-            np.savez(counterexamples, x=allx, predicted=net.forward(allx).argmax(axis=1))
+            _save_points(counterexamples, allx, net)
     except RelucidError as exc:
         raise fail(str(exc)) from exc
     if out is not None:
@@ -279,10 +279,21 @@ def _save_blockers(
 
     x = np.array([b[0] for b in blockers]).reshape(len(blockers), net.input_dim)
     pairs = [(i, k) for k, (_, inputs) in enumerate(blockers) for i in inputs]
-    np.savez(
+    _save_points(
         path,
-        x=x,
-        predicted=net.forward(x).argmax(axis=1) if len(x) else np.zeros(0, int),
+        x,
+        net,
         input=np.array([i for i, _ in pairs], dtype=int),
         blocker=np.array([k for _, k in pairs], dtype=int),
     )
+
+
+def _save_points(path: Path, x: ArrayLike, net: ReluNetwork, **extra: ArrayLike) -> None:
+    """Points as ``nap cover`` and ``nap bound`` write them: ``x`` (one row each), the class
+    the network gives each (``predicted``), and ``extra`` arrays."""
+    import numpy as np
+
+    xa = np.asarray(x, dtype=np.float64).reshape(-1, net.input_dim)
+    predicted = net.forward(xa).argmax(axis=1) if len(xa) else np.zeros(0, int)
+    # numpy's stub types **kwds against its allow_pickle keyword as well
+    np.savez(path, x=xa, predicted=predicted, **extra)  # type: ignore[arg-type]

@@ -24,7 +24,14 @@ Paper: minimal-neural-specifications, sections 2-4.
   :func:`plot_blockers`, the counterexamples behind ``nap cover``'s proofs as images.
 """
 
-from relucid.spec.bound import BoundRound, CoverBound, MaxCoverReport, coverage_bound, max_coverage
+from relucid.spec.bound import (
+    BoundRound,
+    CoverBound,
+    MaxCoverReport,
+    coverage_bound,
+    max_coverage,
+    misclassified,
+)
 from relucid.spec.coarsen import (
     METHODS,
     NapLearner,
@@ -86,6 +93,7 @@ __all__ = [
     "largest_verified_ball",
     "make_executor",
     "max_coverage",
+    "misclassified",
     "nap_key",
     "opt_adv_prune",
     "plot_blockers",

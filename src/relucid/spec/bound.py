@@ -122,6 +122,14 @@ def _states(net: ReluNetwork, X: FloatArray) -> BoolArray:
     return np.concatenate(net.pre_activations(X), axis=1) > 0
 
 
+def misclassified(net: ReluNetwork, spec: NapSpec, X: ArrayLike) -> BoolArray:
+    """Which rows of ``X`` are counterexamples of ``spec``'s class on its domain, by the
+    verifier's replay (ties count as misclassified): the inputs no specification covers."""
+    query = _free_query(net, spec)
+    xa = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    return np.array([query.violated_by(net, x) for x in xa], dtype=bool)
+
+
 def _free_query(net: ReluNetwork, spec: NapSpec) -> NapQuery:
     """The query of the NAP with every neuron free: every point of the domain obeys it, so
     it replays any counterexample of the class."""
@@ -161,8 +169,7 @@ def _patterns(
 ) -> tuple[BoolArray, list[BoolArray], int]:
     """The inputs' activation states, the distinct states of the counterexamples (the
     misclassified inputs first; each point checked), and how many inputs are misclassified."""
-    query = _free_query(net, spec)
-    wrong = np.array([query.violated_by(net, x) for x in xa], dtype=bool)
+    wrong = misclassified(net, spec, xa)
     on = _states(net, xa)
     states: list[BoolArray] = []
     for q in [*(on[i] for i in np.flatnonzero(wrong)), *(_states(net, Z) if len(Z) else [])]:
