@@ -25,6 +25,7 @@ from relucid.cli.nap import nap_app, nap_model
 from relucid.errors import RelucidError
 from relucid.network import ReluNetwork
 from relucid.threads import limit_threads
+from relucid.verify.query import Verifier
 
 
 @nap_app.command("cover")
@@ -71,9 +72,7 @@ def nap_cover_cmd(
     from rich.table import Table
 
     from relucid.spec import NapSpec, grow_coverage
-    from relucid.spec.coarsen import MILP_DEFAULTS
     from relucid.spec.data import nap_data
-    from relucid.verify import get_verifier
 
     try:
         if counterexamples is not None and counterexamples.suffix != ".npz":
@@ -107,7 +106,7 @@ def nap_cover_cmd(
                 net,
                 s,
                 X,
-                get_verifier(backend, **(MILP_DEFAULTS if backend == "milp" else {})),
+                _verifier(backend),
                 timeout,
                 limit=limit,
                 coarse=coarse,
@@ -186,9 +185,7 @@ def nap_bound_cmd(
     from rich.table import Table
 
     from relucid.spec import BoundRound, NapSpec, coverage_bound, max_coverage, misclassified
-    from relucid.spec.coarsen import MILP_DEFAULTS
     from relucid.spec.data import nap_data
-    from relucid.verify import get_verifier
 
     try:
         for path, name in ((given, "--given"), (counterexamples, "--counterexamples")):
@@ -232,7 +229,7 @@ def nap_bound_cmd(
                     net,
                     s,
                     X,
-                    get_verifier(backend, **(MILP_DEFAULTS if backend == "milp" else {})),
+                    _verifier(backend),
                     timeout,
                     counterexamples=Z,
                     rounds=rounds,
@@ -297,3 +294,11 @@ def _save_points(path: Path, x: ArrayLike, net: ReluNetwork, **extra: ArrayLike)
     predicted = net.forward(xa).argmax(axis=1) if len(xa) else np.zeros(0, int)
     # numpy's stub types **kwds against its allow_pickle keyword as well
     np.savez(path, x=xa, predicted=predicted, **extra)  # type: ignore[arg-type]
+
+
+def _verifier(backend: str) -> Verifier:
+    """The backend's verifier with NAP learning's options (:data:`MILP_DEFAULTS` for milp)."""
+    from relucid.spec.coarsen import MILP_DEFAULTS
+    from relucid.verify import get_verifier
+
+    return get_verifier(backend, **(MILP_DEFAULTS if backend == "milp" else {}))
