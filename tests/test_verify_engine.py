@@ -598,3 +598,42 @@ def test_empty_needs_a_second_opinion(monkeypatch: pytest.MonkeyPatch) -> None:
         assert res.status is exact_verdict(net, q), (q.to_dict(), res)
         rechecked += int(res.stats.get("empty_rechecks", 0))
     assert rechecked > 0
+
+
+def test_member_by_one_lp_when_every_state_is_decided() -> None:
+    """A NAP query needs a point of the NAP's region. When the NAP (and the bounds) decide
+    every neuron's state, the region is one polytope and one LP finds a point strictly
+    inside it: no membership MILP (on an MNIST zero's own region, whose smallest
+    |pre-activation| is 0.0055, that MILP ran out of 120 s; the LP took 1.4 s). Verdicts
+    still match the enumeration oracle, and a region the LP misses (an empty one) still
+    goes to the MILP, which calls it EMPTY."""
+    from relucid.verify.milp import NetworkMILP
+
+    membership_milps = 0
+    real_find = NetworkMILP.find
+
+    def counting_find(self: NetworkMILP, c_y: object, time_limit: float | None) -> object:
+        nonlocal membership_milps
+        membership_milps += int(c_y is None)
+        return real_find(self, c_y, time_limit)  # type: ignore[arg-type]
+
+    net = balanced_net([2, 6, 5, 3])
+    rng = np.random.default_rng(3)
+    verifier = MilpVerifier(split_max_dim=0, attack=False)
+    seen = {Status.VERIFIED: 0, Status.FALSIFIED: 0, Status.EMPTY: 0}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(NetworkMILP, "find", counting_find)
+        for k in range(60):
+            x = rng.uniform(-1, 1, 2)
+            nap = (np.concatenate(net.pre_activations(x[None]), axis=1)[0] > 0).astype(np.int8)
+            if k % 5 == 4:
+                nap[: net.hidden_sizes[0]] = 1 - nap[: net.hidden_sizes[0]]  # often empty
+            q = NapQuery(nap, int(net.forward(x).argmax()), BOX2)
+            before = membership_milps
+            res = verifier.verify_nap(net, q, timeout=30)
+            assert res.status is exact_verdict(net, q), (q.to_dict(), res)
+            seen[res.status] += 1
+            if res.status is Status.VERIFIED:
+                assert membership_milps == before, "a decided pattern needed the MILP"
+                assert "member_lp_seconds" in res.stats
+    assert seen[Status.VERIFIED] >= 10 and seen[Status.EMPTY] >= 1, seen
