@@ -12,16 +12,23 @@ verifies too) is re-verified by a fresh verifier (``verify_spec``, 4x the limit)
 With ``--coarsen-timeout T`` the grown spec is then coarsened by COARSEN (``NapLearner(start=
 grown)``, agreement order, ``--coarsen-focus-timeout`` for neurons some class input disagrees
 with, checkpointed under ``--checkpoints``): a minimal spec that keeps every input the grown
-one covers.
+one covers. ``--limit N`` asks about the N left-out inputs that disagree with the fewest
+fixed neurons only (0: none). With ``--augment shift`` that COARSEN (of the grown spec,
+or of the spec itself when no input joined) has, besides the class's inputs, every training
+image of the class moved by one pixel up, down, left and right
+(:func:`relucid.spec.data.shifted_images`; those the network classifies as the class), so
+the neurons a shifted image disagrees with get the focus time too: inputs near the mining
+data, which a spec that generalises should cover.
 
     python benchmarks/nap_cover.py SPEC.json [SPEC.json ...] [--timeout 15] [--specs DIR]
         [--coarsen-timeout 1 --coarsen-focus-timeout 15 --checkpoints DIR]
+        [--augment shift] [--limit N]
 
-Prints a table and writes ``benchmarks/results/nap_cover.json`` (one row per spec and time
-limit; a row already there for the same spec and limit is replaced, others kept). The specs'
-own rows (how they were learned) are in ``benchmarks/results/nap.json``. ``at_most``: how many
-of the class's inputs a specification that covers the ``kept`` ones (covered before, or
-joined) can cover, every input proved impossible to add being out.
+Prints a table and writes ``benchmarks/results/nap_cover.json`` (one row per spec, time
+limit and augmentation; a row already there for the same three is replaced, others kept).
+The specs' own rows (how they were learned) are in ``benchmarks/results/nap.json``.
+``at_most``: how many of the class's inputs a specification that covers the ``kept`` ones
+(covered before, or joined) can cover, every input proved impossible to add being out.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 from nap_files import write_rows  # benchmarks/ is on the path as the script's folder
 from rich.console import Console
 from rich.table import Table
@@ -37,7 +45,7 @@ from rich.table import Table
 from relucid.io import data_dir, load_onnx
 from relucid.spec import NapLearner, NapSpec, grow_coverage, verify_spec
 from relucid.spec.coarsen import MILP_DEFAULTS
-from relucid.spec.data import nap_data
+from relucid.spec.data import nap_data, shifted_images
 from relucid.threads import limit_threads
 from relucid.verify import MilpVerifier
 
@@ -48,10 +56,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("spec", type=Path, nargs="+", help="Learned mnist-256x4 specs.")
     ap.add_argument("--timeout", type=float, default=15.0, help="Seconds per question.")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="Questions at most per spec (0: grow none)."
+    )
     ap.add_argument("--specs", type=Path, default=None, help="Write the grown specs here.")
     ap.add_argument("--coarsen-timeout", type=float, default=None, help="Then COARSEN.")
     ap.add_argument("--coarsen-focus-timeout", type=float, default=None)
     ap.add_argument("--checkpoints", type=Path, default=None, help="COARSEN checkpoints.")
+    ap.add_argument(
+        "--augment",
+        choices=["shift"],
+        default=None,
+        help="COARSEN's class inputs also include the training images shifted by one pixel.",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     limit_threads(1)  # torch and BLAS: it runs beside other benchmarks
@@ -70,7 +87,13 @@ def main() -> None:
 
         t = time.perf_counter()
         rep = grow_coverage(
-            net, spec, X, MilpVerifier(**MILP_DEFAULTS), args.timeout, on_step=progress
+            net,
+            spec,
+            X,
+            MilpVerifier(**MILP_DEFAULTS),
+            args.timeout,
+            limit=args.limit,
+            on_step=progress,
         )
         wall = time.perf_counter() - t
         grown = rep.spec or spec
@@ -88,7 +111,15 @@ def main() -> None:
             if calls % 50 == 0:
                 console.print(f"coarsen: {calls} calls, |P| {size}", markup=False)
 
-        if args.coarsen_timeout is not None and rep.spec is not None:
+        if args.coarsen_timeout is not None and (rep.spec is not None or args.augment):
+            Xc, yc, Xs = d.X_train, d.y_train, X[:0]
+            if args.augment == "shift":
+                Xs = shifted_images(X, 28)
+                Xs = Xs[net.predict(Xs) == spec.label]
+                Xc = np.vstack([Xc, Xs])
+                yc = np.concatenate([yc, np.full(len(Xs), spec.label)])
+            tail = ("" if rep.spec is None else "+grow") + "+coarsen"
+            tail += "" if args.augment is None else f"+{args.augment}"
             learner = NapLearner(
                 "coarsen",
                 timeout=args.coarsen_timeout,
@@ -97,12 +128,12 @@ def main() -> None:
                 focus_agreement=1.0,
                 checkpoint=None
                 if args.checkpoints is None
-                else args.checkpoints / f"{path.stem}+grow+coarsen.json",
+                else args.checkpoints / f"{path.stem}{tail}.json",
                 on_call=report,
-            ).fit(net, d.X_train, d.y_train, spec.label, start=rep.spec)
+            ).fit(net, Xc, yc, spec.label, start=grown)
             final = learner.spec_
             if args.specs is not None:
-                final.save(args.specs / f"{path.stem}+grow+coarsen.json")
+                final.save(args.specs / f"{path.stem}{tail}.json")
             t = time.perf_counter()
             recheck = verify_spec(net, final, MilpVerifier(**MILP_DEFAULTS), 60.0, X)
             after = {
@@ -111,6 +142,12 @@ def main() -> None:
                 "coarsened_test_pct": round(100 * final.coverage(net, Xt), 2),
                 "coarsen_timeout_s": args.coarsen_timeout,
                 "coarsen_focus_timeout_s": args.coarsen_focus_timeout,
+                "augment": args.augment,
+                "augmented_inputs": len(Xs),
+                "coarsened_augmented_pct": round(100 * final.coverage(net, Xs), 2)
+                if len(Xs)
+                else None,
+                "grown_augmented_pct": round(100 * grown.coverage(net, Xs), 2) if len(Xs) else None,
                 "coarsen_calls": learner.calls_,
                 "coarsen_verdicts": learner.counts_,
                 "coarsen_wall_s": round(learner.seconds_, 1),
@@ -188,14 +225,16 @@ def main() -> None:
         "python benchmarks/nap_cover.py "
         + " ".join(str(p) for p in args.spec)
         + f" --timeout {args.timeout:g}"
+        + ("" if args.limit is None else f" --limit {args.limit}")
         + (
             ""
             if args.coarsen_timeout is None
             else f" --coarsen-timeout {args.coarsen_timeout:g}"
             f" --coarsen-focus-timeout {args.coarsen_focus_timeout}"
         )
+        + ("" if args.augment is None else f" --augment {args.augment}")
     )
-    write_rows(args.out, rows, command, key=lambda r: (r["spec"], r["timeout_s"]))
+    write_rows(args.out, rows, command, key=lambda r: (r["spec"], r["timeout_s"], r.get("augment")))
 
 
 if __name__ == "__main__":

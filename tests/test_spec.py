@@ -539,3 +539,29 @@ def test_cw_attack_returns_close_misclassified_points_in_the_box() -> None:
             return float(np.mean(np.min(np.linalg.norm((P[:, None] - xs) / w, axis=2), axis=1)))
 
         assert near(pts) <= near(pgd) + 1e-9
+
+
+def test_shifted_images_move_each_pixel_once_and_fill_the_edge_with_zero() -> None:
+    from relucid.spec.data import shifted_images
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.1, 1.0, (3, 25))  # no zero pixels: a filled edge is visible
+    out = shifted_images(X, 5, pixels=2).reshape(4, 3, 5, 5)
+    imgs = X.reshape(3, 5, 5)
+    # up, down, left, right: np.roll's axis and step, and the rows or columns uncovered
+    moves = [
+        (1, -2, np.s_[3:, :]),
+        (1, 2, np.s_[:2, :]),
+        (2, -2, np.s_[:, 3:]),
+        (2, 2, np.s_[:, :2]),
+    ]
+    for k, (axis, step, uncovered) in enumerate(moves):
+        edge = np.zeros((5, 5), dtype=bool)
+        edge[uncovered] = True
+        moved = np.roll(imgs, step, axis=axis)
+        np.testing.assert_array_equal(out[k][:, ~edge], moved[:, ~edge])
+        assert (out[k][:, edge] == 0).all()
+    with pytest.raises(InputError, match="5 x 5"):
+        shifted_images(X[:, :24], 5)
+    with pytest.raises(InputError, match="pixels"):
+        shifted_images(X, 5, pixels=5)
