@@ -71,6 +71,8 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    if args.augment is not None and args.coarsen_timeout is None:
+        ap.error("--augment shapes the COARSEN after growing: give --coarsen-timeout too")
     limit_threads(1)  # torch and BLAS: it runs beside other benchmarks
     net = load_onnx(data_dir() / "mnistfc" / "mnist-net_256x4.onnx")
     d = nap_data("mnist")
