@@ -40,6 +40,7 @@ from relucid import ReluNetwork
 from relucid.datasets import wbc_network
 from relucid.io import data_dir, load_onnx
 from relucid.spec import NapLearner, NapSpec, grow_coverage, max_coverage
+from relucid.spec.bound import misclassified
 from relucid.spec.coarsen import MILP_DEFAULTS
 from relucid.spec.data import nap_data
 from relucid.threads import limit_threads
@@ -85,8 +86,7 @@ def bound_row(
     console.print(f"{name}: {rep}", markup=False)
     # the certificate, replayed independently of the search: each point is a
     # counterexample of the class on the domain
-    free = spec.with_nap(np.full(spec.nap.shape, -1, dtype=np.int8)).query(net)
-    replayed = all(free.violated_by(net, z) for z in rep.counterexamples)
+    replayed = bool(misclassified(net, spec, rep.counterexamples).all())
     assert replayed, "a point the bound rests on is no counterexample"
     classified = int((net.forward(X).argmax(1) == c).sum())
     b = rep.bound
