@@ -40,10 +40,12 @@ def time_left(deadline: float | None) -> float | None:
 
 
 def effective_nap(nap: Int8Array, bounds: Bounds) -> Int8Array:
-    """``nap`` with the free neurons that ``bounds`` prove stable fixed to their state."""
+    """``nap`` with the free neurons that ``bounds`` prove stable fixed to their state. A
+    neuron with ``l = u = 0`` is fixed inactive: ``z > 0`` holds nowhere on the region (the
+    MILP's closed sides treat both states alike there; a strict one does not)."""
     eff = nap.copy()
-    eff[(nap == -1) & bounds.stable_active] = 1
-    eff[(nap == -1) & bounds.stable_inactive & ~bounds.stable_active] = 0
+    eff[(nap == -1) & bounds.stable_inactive] = 0
+    eff[(nap == -1) & bounds.stable_active & ~bounds.stable_inactive] = 1
     return eff
 
 

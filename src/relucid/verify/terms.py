@@ -31,7 +31,7 @@ from relucid.domain import Box
 from relucid.network import ReluNetwork
 from relucid.verify.attack import pgd_attack
 from relucid.verify.bounds import Bounds
-from relucid.verify.confirm import confirm_milp, repair_point, time_left
+from relucid.verify.confirm import confirm_milp, effective_nap, repair_point, time_left
 from relucid.verify.milp import NetworkMILP
 from relucid.verify.outcome import SearchOutcome, how_verified
 from relucid.verify.query import Status
@@ -67,13 +67,10 @@ class SearchContext:
 
 def determined_pattern(nap: Int8Array, bounds: Bounds) -> BoolArray | None:
     """Every hidden neuron's state on the NAP's region (True: ``z > 0``) when the NAP and the
-    bounds decide them all (fixed, or free and stable), else None. A point strictly inside
-    that pattern's region obeys the NAP."""
-    free = nap == -1
-    active, inactive = bounds.stable_active, bounds.stable_inactive
-    if (free & ~active & ~inactive).any():
-        return None
-    return np.where(free, active & ~inactive, nap == 1)
+    bounds decide them all (:func:`effective_nap` fixes no neuron left free), else None. A
+    point strictly inside that pattern's region obeys the NAP."""
+    eff = effective_nap(nap, bounds)
+    return None if (eff == -1).any() else eff == 1
 
 
 def deep_attack(
