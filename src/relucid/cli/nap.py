@@ -42,6 +42,14 @@ def nap_model(model: str) -> ReluNetwork:
     return load_network(Path(model))
 
 
+#: Options of the commands that read a saved spec (check, cover, bound).
+SpecModelOpt = Annotated[str, typer.Option("--model", help="Network file, or 'wbc'.")]
+SpecFileOpt = Annotated[Path, typer.Option("--spec", help="A spec written by `relucid nap learn`.")]
+ClassDataOpt = Annotated[
+    str, typer.Option("--data", help="wbc, mnist or .npz: the class's training inputs.")
+]
+
+
 @nap_app.command("learn")
 def nap_learn_cmd(
     model: Annotated[
@@ -256,8 +264,8 @@ def nap_learn_cmd(
 
 @nap_app.command("check")
 def nap_check_cmd(
-    model: Annotated[str, typer.Option(help="Network file, or 'wbc'.")],
-    spec: Annotated[Path, typer.Option(help="A spec written by `relucid nap learn`.")],
+    model: SpecModelOpt,
+    spec: SpecFileOpt,
     data: Annotated[
         str | None, typer.Option(help="wbc, mnist or .npz: also report coverage.")
     ] = None,

@@ -21,7 +21,7 @@ from relucid.cli.common import (
     fail,
     report_out,
 )
-from relucid.cli.nap import nap_app, nap_model
+from relucid.cli.nap import ClassDataOpt, SpecFileOpt, SpecModelOpt, nap_app, nap_model
 from relucid.errors import RelucidError
 from relucid.network import ReluNetwork
 from relucid.threads import limit_threads
@@ -30,9 +30,9 @@ from relucid.verify.query import Verifier
 
 @nap_app.command("cover")
 def nap_cover_cmd(
-    model: Annotated[str, typer.Option(help="Network file, or 'wbc'.")],
-    spec: Annotated[Path, typer.Option(help="A spec written by `relucid nap learn`.")],
-    data: Annotated[str, typer.Option(help="wbc, mnist or .npz: the class's training inputs.")],
+    model: SpecModelOpt,
+    spec: SpecFileOpt,
+    data: ClassDataOpt,
     timeout: TimeoutOpt = 60.0,
     limit: Annotated[
         int | None, typer.Option(help="Ask about at most this many left-out inputs.")
@@ -147,9 +147,9 @@ def nap_cover_cmd(
 
 @nap_app.command("bound")
 def nap_bound_cmd(
-    model: Annotated[str, typer.Option(help="Network file, or 'wbc'.")],
-    spec: Annotated[Path, typer.Option(help="A spec written by `relucid nap learn`.")],
-    data: Annotated[str, typer.Option(help="wbc, mnist or .npz: the class's training inputs.")],
+    model: SpecModelOpt,
+    spec: SpecFileOpt,
+    data: ClassDataOpt,
     timeout: TimeoutOpt = 60.0,
     rounds: Annotated[
         int,
