@@ -42,6 +42,7 @@ from nap_files import write_rows  # benchmarks/ is on the path as the script's f
 from rich.console import Console
 from rich.table import Table
 
+from relucid import ReluNetwork
 from relucid.io import data_dir, load_onnx
 from relucid.spec import NapLearner, NapSpec, grow_coverage, verify_spec
 from relucid.spec.coarsen import MILP_DEFAULTS
@@ -50,6 +51,33 @@ from relucid.threads import limit_threads
 from relucid.verify import MilpVerifier
 
 RESULTS = Path(__file__).parent / "results" / "nap_cover.json"
+
+
+def focus_reach(
+    net: ReluNetwork, spec: NapSpec, X: np.ndarray, Xs: np.ndarray, Xt: np.ndarray
+) -> dict[str, int]:
+    """Which fixed neurons keep the test inputs the network classifies as the class out, and
+    how many of them a training input (``X``), or also a shifted one (``Xs``), disagrees with:
+    the neurons COARSEN's focus calls reach, and the test inputs all of whose blockers they
+    reach (no verifier call; test data only measured, never learned from)."""
+    fixed, active = spec.nap >= 0, spec.nap == 1
+
+    def disagree(A: np.ndarray) -> np.ndarray:
+        return ((np.concatenate(net.pre_activations(A), axis=1) > 0) != active) & fixed
+
+    T = Xt[net.predict(Xt) == spec.label]
+    dt = disagree(T)
+    left = dt.any(axis=1)
+    by_train = disagree(X).any(axis=0)
+    by_both = by_train | (disagree(Xs).any(axis=0) if len(Xs) else False)
+    return {
+        "test_classified_left_out": int(left.sum()),
+        "test_blocking_neurons": int(dt.any(axis=0).sum()),
+        "blocking_focus_train": int((dt.any(axis=0) & by_train).sum()),
+        "blocking_focus_with_augmented": int((dt.any(axis=0) & by_both).sum()),
+        "left_out_all_focus_train": int((left & ~(dt & ~by_train).any(axis=1)).sum()),
+        "left_out_all_focus_with_augmented": int((left & ~(dt & ~by_both).any(axis=1)).sum()),
+    }
 
 
 def main() -> None:
@@ -150,6 +178,7 @@ def main() -> None:
                 if len(Xs)
                 else None,
                 "grown_augmented_pct": round(100 * grown.coverage(net, Xs), 2) if len(Xs) else None,
+                **(focus_reach(net, grown, X, Xs, Xt) if len(Xs) else {}),
                 "coarsen_calls": learner.calls_,
                 "coarsen_verdicts": learner.counts_,
                 "coarsen_wall_s": round(learner.seconds_, 1),
