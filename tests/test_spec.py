@@ -347,6 +347,48 @@ def test_cli_learn_resume_and_check(tmp_path: Path) -> None:
     assert wrong.exit_code == 2 and "unknown executor" in wrong.output
 
 
+def test_cli_learn_needs_a_domain_the_model_lacks(tmp_path: Path) -> None:
+    """A network file without an input box (ONNX never has one) is learned on --domain;
+    without it the command says so instead of failing deep inside."""
+    from typer.testing import CliRunner
+
+    from relucid.cli import app
+    from relucid.io import load_network, save_torch
+
+    net, X, y = data()
+    model = tmp_path / "bare.pt"
+    save_torch(net.replace(domain=None), model)
+    assert load_network(model).domain is None
+    npz = tmp_path / "blobs.npz"
+    np.savez(npz, x=X[:500], y=y[:500], x_test=X[500:], y_test=y[500:])
+    out = tmp_path / "spec.json"
+    runner = CliRunner()
+    args = ["nap", "learn", "--model", str(model), "--data", str(npz), "--label", "1"]
+    args += ["--method", "group", "--timeout", "30", "--out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "give --domain" in res.output, res.output
+    assert not out.exists()
+    lo, hi = X.min(0), X.max(0)
+    text = ",".join(f"{a}:{b}" for a, b in zip(lo, hi, strict=True))
+    res = runner.invoke(app, [*args, "--domain", text])
+    assert res.exit_code == 0, res.output
+    spec = NapSpec.load(out)
+    assert np.allclose(spec.domain.lo, lo) and np.allclose(spec.domain.hi, hi)
+    assert spec.verdicts[-1]["status"] == "verified"
+    # the same spec as learned on the model that stores that box
+    stored = tmp_path / "stored.json"
+    with_box = tmp_path / "boxed.pt"
+    save_torch(net, with_box)
+    res = runner.invoke(app, [*args[:2], "--model", str(with_box), *args[4:-1], str(stored)])
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(NapSpec.load(stored).nap, spec.nap)
+    # a start spec keeps its own domain: --domain with --start is refused
+    res = runner.invoke(app, [*args, "--domain", "0:1", "--start", str(out)])
+    assert res.exit_code == 2 and "--start" in res.output, res.output
+    short = runner.invoke(app, [*args, "--domain", "0:1,0:1"])
+    assert short.exit_code == 2 and "intervals" in short.output, short.output
+
+
 def test_nap_table_states_each_runs_limits_and_no_missing_values(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

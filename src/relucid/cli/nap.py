@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from relucid.cli.common import (
@@ -20,7 +21,8 @@ from relucid.cli.common import (
     fail,
     verdict_out,
 )
-from relucid.errors import RelucidError
+from relucid.domain import Box
+from relucid.errors import InputError, RelucidError
 from relucid.network import ReluNetwork
 from relucid.spec.coarsen import BLOCK_PATIENCE
 from relucid.threads import limit_threads
@@ -40,6 +42,24 @@ def nap_model(model: str) -> ReluNetwork:
     from relucid.io import load_network
 
     return load_network(Path(model))
+
+
+def learn_domain(net: ReluNetwork, text: str | None, data: str, has_start: bool) -> Box | None:
+    """The box ``nap learn`` proves its spec on: ``--domain``, else the model's stored one,
+    else [0, 1] per pixel for ``--data mnist``; None with ``--start`` (the start's domain)."""
+    if has_start:
+        if text is not None:
+            raise InputError("--domain is not used with --start: the spec keeps its start's domain")
+        return None
+    if text is not None:
+        return Box.parse(text, net.input_dim)
+    if net.domain is not None:
+        return net.domain
+    if data == "mnist":
+        return Box(np.zeros(net.input_dim), np.ones(net.input_dim))
+    raise InputError(
+        "the model stores no input domain: give --domain lo:hi (e.g. 0:1 for inputs in [0, 1])"
+    )
 
 
 #: Options of the commands that read a saved spec (check, cover, bound).
@@ -142,6 +162,13 @@ def nap_learn_cmd(
             "the refined NAP; --delta is then unused."
         ),
     ] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(
+            help="Input box the spec is proved on: lo:hi for every input, or lo1:hi1,lo2:hi2,... "
+            "(default: the model's stored domain; with --data mnist, 0:1, the pixel range)."
+        ),
+    ] = None,
     executor: Annotated[
         str,
         typer.Option(help="Where independent verifier calls run together: serial, process or ray."),
@@ -177,6 +204,7 @@ def nap_learn_cmd(
             limit_threads(threads)
         net = nap_model(model)
         ds = nap_data(data)
+        box = learn_domain(net, domain, data, start is not None)
         if labels not in ("dataset", "model"):
             raise fail("--labels is dataset or model")
         if order not in ("agreement", "index", "random"):
@@ -227,6 +255,7 @@ def nap_learn_cmd(
                 ds.X_train,
                 y,
                 label,
+                domain=box,
                 label_source=labels,
                 start=None if start is None else NapSpec.load(start),
             )
