@@ -265,7 +265,17 @@ def main() -> None:
         )
         + ("" if args.augment is None else f" --augment {args.augment}")
     )
-    write_rows(args.out, rows, command, key=lambda r: (r["spec"], r["timeout_s"], r.get("augment")))
+    write_rows(
+        args.out,
+        rows,
+        command,
+        key=lambda r: (
+            r["spec"],
+            r["timeout_s"],
+            r.get("augment"),
+            r.get("coarsen_focus_timeout_s"),
+        ),
+    )
 
 
 if __name__ == "__main__":
