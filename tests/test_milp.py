@@ -26,7 +26,7 @@ from relucid.spec.data import nap_data
 from relucid.verify import MilpVerifier
 from relucid.verify.dual import LpSnapshot
 from relucid.verify.milp import MILPResult, NetworkMILP
-from relucid.verify.tightening import class_margins, fresh_relaxation
+from relucid.verify.tightening import class_margins, fresh_relaxation, relaxed_margin
 
 
 def tiny_net(seed: int, n_in: int, hidden: tuple[int, ...], n_out: int) -> ReluNetwork:
@@ -342,3 +342,59 @@ def test_a_cold_relaxation_finishes_on_an_mnist_nap_query(shared_data: Path) -> 
     # The proof says every input obeying the NAP is classified 0: so are the ones we have.
     inside = ds.X_train[spec.contains(net, ds.X_train)]
     assert inside.shape[0] > 100 and (net.predict(inside) == 0).all()
+
+
+class _CutShort:
+    """A relaxation whose first solve of each row runs out of its time (a stub)."""
+
+    def __init__(self) -> None:
+        self.limits: list[float | None] = []
+
+    def lower_bound(self, c_y: np.ndarray, time_limit: float | None) -> float:
+        self.limits.append(time_limit)
+        if len(self.limits) % 2:
+            raise TimeoutError("cut short")
+        return float(np.sum(c_y))
+
+
+def test_relaxed_margin_resumes_an_lp_cut_short_by_its_share() -> None:
+    """Each term LP gets half the time left; one that runs out resumes with all the time
+    then left, instead of leaving the term (and every later one) to the MILP."""
+    stub = _CutShort()
+    deadline = time.perf_counter() + 30.0
+    c = np.array([[1.0, -1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    margin = relaxed_margin(stub, c, np.array([5.0, 1.0, 0.0]), deadline)  # type: ignore[arg-type]
+    assert margin == 1.0  # row 0: 0 - 5; row 1: 2 - 1 > 0, so row 2 is not asked
+    assert len(stub.limits) == 4
+    first, resumed = stub.limits[0], stub.limits[1]
+    assert first is not None and resumed is not None
+    assert 14.0 < first <= 15.0 and 2 * first - 0.1 < resumed <= 2 * first
+
+    # a resume that runs out too is a timeout
+    class NeverDone(_CutShort):
+        def lower_bound(self, c_y: np.ndarray, time_limit: float | None) -> float:
+            raise TimeoutError("cut short")
+
+    with pytest.raises(TimeoutError):
+        relaxed_margin(NeverDone(), c, np.zeros(3), deadline)  # type: ignore[arg-type]
+
+
+@pytest.mark.data
+def test_an_interrupted_relaxation_resumes_to_the_same_proved_bound(shared_data: Path) -> None:
+    """HiGHS's simplex, stopped by its time limit, goes on at the next solve: the resumed LP
+    proves the same bound as an uninterrupted solve of a fresh model (mnist-net_256x4,
+    label 1's refined NAP, one output term)."""
+    net = load_onnx(shared_data / "mnistfc" / "mnist-net_256x4.onnx")
+    box = Box(np.zeros(784), np.ones(784))
+    ds = nap_data("mnist")
+    spec = refined_nap(net, ds.X_train, ds.y_train, 1, domain=box)
+    c_y = np.zeros(10)
+    c_y[1], c_y[7] = 1.0, -1.0
+    _, relax, _ = fresh_relaxation(net, box, spec.nap)
+    with pytest.raises(TimeoutError):
+        relax.lower_bound(c_y, 1e-3)
+    resumed = relax.lower_bound(c_y, 120.0)
+    _, fresh, _ = fresh_relaxation(net, box, spec.nap)
+    whole = fresh.lower_bound(c_y, 120.0)
+    assert resumed is not None and whole is not None and np.isfinite(whole)
+    assert resumed == pytest.approx(whole, rel=1e-6, abs=1e-6)
