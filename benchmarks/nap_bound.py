@@ -21,7 +21,8 @@ network (``mnist_fc_256x4``), so that column can be held against the bound direc
 ``DIR/<row>.npz``, for ``relucid nap bound --given`` to replay.
 
     python benchmarks/nap_bound.py SPEC.json [SPEC.json ...] [--cover-timeout 15]
-        [--cover-limit N] [--timeout 30] [--rounds 40] [--whole-class] [--points DIR] [--wbc]
+        [--cover-limit N] [--timeout 30] [--rounds 40] [--whole-class] [--points DIR]
+        [--given POINTS.npz] [--wbc]
 
 ``--wbc`` adds the seeded WBC 4x32 network (seed 0, as in ``benchmarks/nap.py``): a group
 COARSEN spec is learned here for each label (30 s a call), then bounded the same way.
@@ -75,7 +76,8 @@ def bound_row(
         net, spec, X, MilpVerifier(**MILP_DEFAULTS), args.cover_timeout, limit=args.cover_limit
     )
     cover_s = time.perf_counter() - t
-    given = [x for x, _ in cover.blockers()]
+    found = [x for x, _ in cover.blockers()]
+    given = found + ([] if args.given is None else list(np.load(args.given)["x"]))
     console.print(f"{name}: {cover}", markup=False)
 
     def show(r: object) -> None:
@@ -126,7 +128,8 @@ def bound_row(
         "paper_above_upper": None if c not in paper else paper[c] > 100 * b.upper / len(X),
         "counterexamples": b.counterexamples,
         "misclassified": b.misclassified,
-        "from_cover": len(given),
+        "from_cover": len(found),
+        "given": None if args.given is None else str(args.given),
         "rounds": len(rep.rounds),
         "last_round": None if not rep.rounds else rep.rounds[-1].status.value,
         "milp_exact": b.exact,
@@ -154,6 +157,9 @@ def main() -> None:
         "paper's test column was measured), not only the mining split.",
     )
     ap.add_argument("--points", type=Path, default=None, help="Write each row's points here.")
+    ap.add_argument(
+        "--given", type=Path, default=None, help="Also start from these points (.npz with x)."
+    )
     ap.add_argument(
         "--wbc",
         action="store_true",
@@ -218,6 +224,7 @@ def main() -> None:
             *([] if args.cover_limit is None else [f"--cover-limit {args.cover_limit}"]),
             *(["--whole-class"] if args.whole_class else []),
             *([] if args.points is None else [f"--points {args.points}"]),
+            *([] if args.given is None else [f"--given {args.given}"]),
         ]
     )
     write_rows(args.out, rows, command, key=lambda r: (r["spec"], r["timeout_s"]))
