@@ -184,6 +184,7 @@ def main() -> None:
                 "coarsen_wall_s": round(learner.seconds_, 1),
                 "coarsened_reverified": recheck.status.value,
                 "coarsened_reverify_s": round(time.perf_counter() - t, 1),
+                "lp_resume": True,  # rows from before 14d784c say False
             }
             console.print(f"coarsened: {final} {after}", markup=False)
         rows.append(
@@ -274,6 +275,7 @@ def main() -> None:
             r["timeout_s"],
             r.get("augment"),
             r.get("coarsen_focus_timeout_s"),
+            r.get("lp_resume", True),
         ),
     )
 

@@ -175,6 +175,7 @@ def test_cli_bound(tmp_path: Path) -> None:
 PAPER_TEST_PCT = {0: 98.78, 1: 98.59, 4: 97.45}
 
 
+@pytest.mark.data
 def test_committed_mnist_bounds_replay_from_their_points(shared_data: Path) -> None:
     """The ``--whole-class`` rows of ``benchmarks/results/nap_bound.json``, checked without
     a verifier: each committed point is a counterexample of its class (forward pass), and the
