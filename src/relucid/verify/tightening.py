@@ -113,8 +113,9 @@ def relaxed_margin(relax: NetworkLP, c: FloatArray, d: FloatArray, deadline: flo
     with all the time then left (:class:`TimeoutError` when that runs out too). The first
     solve after a change of bounds is the costly one (seconds on mnist-256x4, then
     milliseconds a term), and the MILP that would get the time instead starts from this same
-    LP, cold. Without the resume, 0 of 9 COARSEN queries of a label-1 spec that verify in
-    8-19 s at a 60 s limit verified at 15 s (the LP was dropped for the MILP); with it, 7.
+    LP, cold. mnist-256x4, label 1's spec coarsened again at 1 s / 15 s with shifted images
+    (``benchmarks/results/nap_cover.json``, ``lp_resume``): 4 of 79 focus calls verified when
+    a cut-short LP was dropped for the MILP, 45 with the resume.
     """
     best = -np.inf
     for row, d_r in zip(c, d, strict=True):
